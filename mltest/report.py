@@ -1,0 +1,528 @@
+"""What ML tests record, and the one place that turns it into reports.
+
+Capability modules (model, data, behavioural checks, evaluation) call
+:func:`record_check` and :func:`record_metric` while a test runs; the plugin
+keeps one :class:`TestRecord` per test, ships it to the controller under
+pytest-xdist as a plain dict on the test report, and at the end of the session
+this module builds:
+
+* the "mltest" terminal summary section (only when there is something to say),
+* the JSON report for ``--ml-report PATH``,
+* the Markdown appended to ``$GITHUB_STEP_SUMMARY`` when that is set.
+
+Outside a pytest run (a check called from a notebook) recording is a no-op.
+
+Example:
+    >>> from mltest.report import record_check, record_metric
+    >>> record_metric("val_f1", 0.97)  # attached to the running test, if any
+    >>> record_check("model", "overfit_batch", passed=True, metrics={"final_loss": 0.01})
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "SessionReport",
+    "TestRecord",
+    "current_record",
+    "jsonable",
+    "record_artifact",
+    "record_check",
+    "record_metric",
+]
+
+REPORT_SCHEMA = "mltest-report/1"
+
+#: How many failing examples a check keeps per record (the JSON report and the
+#: summary show no more than this; the assertion message shows its own subset).
+MAX_EXAMPLES = 20
+
+_MAX_SEQ = 50
+_MAX_STR = 500
+
+
+def jsonable(value: Any, *, _depth: int = 0) -> Any:
+    """Turn numbers, arrays, tensors and containers into plain JSON values.
+
+    numpy and torch scalars become Python numbers, small arrays and tensors
+    become lists (long ones are cut to their first 50 items), NaN and infinity
+    become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (JSON has none), and
+    anything else becomes its ``repr`` cut to 500 characters.
+
+    Example:
+        >>> jsonable({"f1": 0.5, "bad": float("nan"), "ids": (1, 2)})
+        {'f1': 0.5, 'bad': 'nan', 'ids': [1, 2]}
+    """
+    if _depth > 6:
+        return _short(repr(value))
+    if value is None or isinstance(value, bool | int | str):
+        return _short(value) if isinstance(value, str) else value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, _depth=_depth + 1) for k, v in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)[:_MAX_SEQ]
+        return [jsonable(v, _depth=_depth + 1) for v in items]
+    # numpy / torch scalars and arrays, without importing either library.
+    item = getattr(value, "item", None)
+    size = getattr(value, "numel", None) or getattr(value, "size", None)
+    if callable(size):
+        size = size()
+    if callable(item) and size == 1:
+        try:
+            return jsonable(item(), _depth=_depth + 1)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        detach = getattr(value, "detach", None)
+        if callable(detach):
+            value = detach().cpu()
+        flat = getattr(value, "flatten", None)
+        if isinstance(size, int) and size > _MAX_SEQ and callable(flat):
+            value = flat()[:_MAX_SEQ]
+        return jsonable(value.tolist(), _depth=_depth + 1)
+    return _short(repr(value))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_STR else text[: _MAX_STR - 3] + "..."
+
+
+@dataclass
+class CheckRecord:
+    """The outcome of one ML check inside a test.
+
+    Attributes:
+        kind: The capability: ``"model"``, ``"data"``, ``"behavioral"``, ``"eval"``...
+        name: The check's name (``"overfit_batch"``, an expectation id, a test name).
+        passed: Whether the check passed.
+        headline: One line that says what was found.
+        metrics: Numbers that back the verdict (pass rate, loss, p-value...).
+        examples: Failing examples, each a small dict (input, expected, got...).
+        group: Keys that place the check in a summary table, e.g.
+            ``{"capability": "Robustness", "test_type": "INV"}``. Checks with a
+            group are aggregated per kind into a table whose columns are the
+            group keys plus the summed ``cases`` and ``failed`` metrics.
+    """
+
+    kind: str
+    name: str
+    passed: bool
+    headline: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    examples: list[Any] = field(default_factory=list)
+    group: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form of this record."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "passed": self.passed,
+            "headline": self.headline,
+            "metrics": self.metrics,
+            "examples": self.examples,
+            "group": self.group,
+        }
+
+
+@dataclass
+class TestRecord:
+    """Everything mltest knows about one test: its seed and what it recorded."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    nodeid: str
+    seed: int | None = None
+    checks: list[CheckRecord] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def has_content(self) -> bool:
+        """Whether the test recorded anything beyond its seed."""
+        return bool(self.checks or self.metrics or self.artifacts or self.data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form (what travels from xdist workers)."""
+        return {
+            "nodeid": self.nodeid,
+            "seed": self.seed,
+            "checks": [c.to_dict() for c in self.checks],
+            "metrics": self.metrics,
+            "artifacts": self.artifacts,
+            "data": self.data,
+        }
+
+
+_current: TestRecord | None = None
+
+
+def current_record() -> TestRecord | None:
+    """Return the record of the test now running, or None outside a test."""
+    return _current
+
+
+def _set_current(record: TestRecord | None) -> None:
+    global _current
+    _current = record
+
+
+def record_check(
+    kind: str,
+    name: str,
+    passed: bool,
+    *,
+    headline: str = "",
+    metrics: Mapping[str, Any] | None = None,
+    examples: Iterable[Any] | None = None,
+    group: Mapping[str, str] | None = None,
+) -> None:
+    """Attach the result of an ML check to the running test's report.
+
+    Capability modules call this once per check, passing or failing, so that
+    the terminal summary and the JSON report list every check with its numbers.
+    Outside a pytest run it does nothing.
+
+    Args:
+        kind: The capability (``"model"``, ``"data"``, ``"behavioral"``, ``"eval"``).
+        name: The check's name.
+        passed: The verdict.
+        headline: One line that says what was found.
+        metrics: Numbers behind the verdict.
+        examples: Failing examples (the first 20 are kept).
+        group: Keys for the summary table (see :class:`CheckRecord`).
+
+    Example:
+        >>> record_check("data", "no_leakage", passed=False,
+        ...              headline="3 rows of test also in train",
+        ...              metrics={"leaked": 3}, examples=[{"row": 7, "text": "..."}])
+    """
+    record = _current
+    if record is None:
+        return
+    kept = [] if examples is None else [jsonable(e) for _, e in zip(range(MAX_EXAMPLES), examples)]
+    record.checks.append(
+        CheckRecord(
+            kind=kind,
+            name=name,
+            passed=bool(passed),
+            headline=_short(headline),
+            metrics=jsonable(dict(metrics or {})),
+            examples=kept,
+            group=None if group is None else {str(k): str(v) for k, v in group.items()},
+        )
+    )
+
+
+def record_metric(name: str, value: Any) -> None:
+    """Attach a named metric to the running test's report (no-op outside pytest).
+
+    Example:
+        >>> record_metric("macro_f1", 0.973)
+    """
+    if _current is not None:
+        _current.metrics[name] = jsonable(value)
+
+
+def record_artifact(name: str, path: str | os.PathLike[str]) -> None:
+    """Attach the path of a file the test produced (a plot, a model card).
+
+    Example:
+        >>> record_artifact("confusion_matrix", "artifacts/confusion.png")
+    """
+    if _current is not None:
+        _current.artifacts[name] = os.fspath(path)
+
+
+# --------------------------------------------------------------------------
+# Session aggregation and rendering
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class TestOutcome:
+    """One test's result as the controller sees it."""
+
+    __test__ = False
+
+    nodeid: str
+    outcome: str  # passed, failed, skipped, error, xfailed, xpassed
+    duration_s: float
+    markers: list[str]
+    record: dict[str, Any] | None
+    skip_reason: str | None = None
+
+
+@dataclass
+class SessionReport:
+    """The controller's collection of outcomes and records for the whole run."""
+
+    seed: int
+    devices: list[str]
+    ml_enabled: bool
+    environment: dict[str, Any] = field(default_factory=dict)
+    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+
+    def add(self, outcome: TestOutcome) -> None:
+        """Add or merge a test's outcome (setup, call and teardown arrive apart)."""
+        known = self.outcomes.get(outcome.nodeid)
+        if known is None:
+            self.outcomes[outcome.nodeid] = outcome
+            return
+        # A failing teardown turns a pass into an error; otherwise keep the call.
+        if outcome.outcome in ("failed", "error") and known.outcome not in ("failed", "error"):
+            known.outcome = outcome.outcome
+        known.duration_s += outcome.duration_s
+        if outcome.record is not None:
+            known.record = outcome.record
+
+    # -- queries ---------------------------------------------------------
+
+    def checks(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every recorded check as (nodeid, check dict), in test order."""
+        found = []
+        for nodeid, out in self.outcomes.items():
+            for check in (out.record or {}).get("checks", []):
+                found.append((nodeid, check))
+        return found
+
+    def has_content(self) -> bool:
+        """Whether the terminal section has anything to say."""
+        return any(
+            out.record and (out.record.get("checks") or out.record.get("metrics"))
+            for out in self.outcomes.values()
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Outcome counts over the tests this report covers."""
+        counts: dict[str, int] = {}
+        for out in self.outcomes.values():
+            counts[out.outcome] = counts.get(out.outcome, 0) + 1
+        return counts
+
+    # -- JSON --------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the whole report as a JSON-ready dict (schema ``mltest-report/1``)."""
+        tests = []
+        for out in self.outcomes.values():
+            rec = out.record or {}
+            tests.append(
+                {
+                    "nodeid": out.nodeid,
+                    "outcome": out.outcome,
+                    "duration_s": round(out.duration_s, 6),
+                    "markers": out.markers,
+                    "seed": rec.get("seed"),
+                    "skip_reason": out.skip_reason,
+                    "checks": rec.get("checks", []),
+                    "metrics": rec.get("metrics", {}),
+                    "artifacts": rec.get("artifacts", {}),
+                    "data": rec.get("data", {}),
+                }
+            )
+        return {
+            "schema": REPORT_SCHEMA,
+            "session": {
+                "seed": self.seed,
+                "replay": f"--ml-seed {self.seed}",
+                "devices": self.devices,
+                "ml_enabled": self.ml_enabled,
+            },
+            "environment": self.environment,
+            "summary": {
+                "tests": len(tests),
+                "outcomes": self.counts(),
+                "checks": _check_counts(self.checks()),
+            },
+            "tests": tests,
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write the JSON report atomically (temp file, then rename).
+
+        A crash while writing leaves any previous report intact.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.to_json(), fh, indent=2, sort_keys=False)
+                fh.write("\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    # -- terminal --------------------------------------------------------
+
+    def summary_lines(self, *, verbose: bool = False) -> list[str]:
+        """Lines of the "mltest" terminal section; empty when nothing to say.
+
+        Passing checks are counted, failing ones are listed with their
+        headline; grouped checks (behavioural suites) become a table.
+        """
+        checks = self.checks()
+        metrics = [
+            (nodeid, out.record["metrics"])
+            for nodeid, out in self.outcomes.items()
+            if out.record and out.record.get("metrics")
+        ]
+        if not checks and not metrics:
+            return []
+        lines: list[str] = []
+        counts = _check_counts(checks)
+        if counts:
+            parts = [
+                f"{kind}: {c['passed']} passed, {c['failed']} failed"
+                for kind, c in sorted(counts.items())
+            ]
+            lines.append("checks  " + "; ".join(parts))
+        lines.extend(_group_tables(checks))
+        failed = [(n, c) for n, c in checks if not c["passed"]]
+        if failed:
+            lines.append("failed checks:")
+            for nodeid, check in failed:
+                headline = f": {check['headline']}" if check["headline"] else ""
+                lines.append(f"  {check['kind']}/{check['name']} in {nodeid}{headline}")
+        if metrics:
+            lines.append("metrics:")
+            shown = metrics if verbose else metrics[:20]
+            for nodeid, values in shown:
+                text = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+                lines.append(f"  {nodeid}: {text}")
+            if len(shown) < len(metrics):
+                lines.append(f"  ... {len(metrics) - len(shown)} more in the JSON report")
+        return lines
+
+    # -- Markdown ----------------------------------------------------------
+
+    def markdown(self) -> str:
+        """The report as GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY``."""
+        counts = self.counts()
+        out = ["## mltest", ""]
+        out.append(
+            f"Seed `{self.seed}` (replay with `--ml-seed {self.seed}`), "
+            f"devices: {', '.join(self.devices) or 'none'}."
+        )
+        out.append("")
+        out.append("| outcome | tests |")
+        out.append("| --- | ---: |")
+        for name, n in sorted(counts.items()):
+            out.append(f"| {name} | {n} |")
+        checks = self.checks()
+        if checks:
+            out += ["", "| test | check | result | detail |", "| --- | --- | --- | --- |"]
+            for nodeid, c in checks:
+                verdict = "pass" if c["passed"] else "**FAIL**"
+                detail = _md_escape(c["headline"])
+                out.append(
+                    f"| `{_md_escape(nodeid)}` | {c['kind']}/{_md_escape(c['name'])} "
+                    f"| {verdict} | {detail} |"
+                )
+        return "\n".join(out) + "\n"
+
+
+def _check_counts(checks: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for _, check in checks:
+        c = counts.setdefault(check["kind"], {"passed": 0, "failed": 0})
+        c["passed" if check["passed"] else "failed"] += 1
+    return counts
+
+
+def _group_tables(checks: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One table per kind for checks that carry a ``group``.
+
+    Rows are the distinct group values; columns the group keys, then the
+    summed ``cases`` and ``failed`` metrics and the fail rate.
+    """
+    by_kind: dict[str, dict[tuple[str, ...], list[int]]] = {}
+    keys_of: dict[str, list[str]] = {}
+    for _, check in checks:
+        group = check.get("group")
+        if not group:
+            continue
+        keys = keys_of.setdefault(check["kind"], list(group))
+        row = tuple(group.get(k, "") for k in keys)
+        cell = by_kind.setdefault(check["kind"], {}).setdefault(row, [0, 0])
+        cases = check["metrics"].get("cases", 1)
+        failed = check["metrics"].get("failed", 0 if check["passed"] else 1)
+        cell[0] += int(cases) if isinstance(cases, int | float) else 0
+        cell[1] += int(failed) if isinstance(failed, int | float) else 0
+    lines: list[str] = []
+    for kind, rows in sorted(by_kind.items()):
+        header = [*keys_of[kind], "cases", "failed", "fail rate"]
+        body = [
+            [*row, str(c), str(f), f"{(f / c if c else 0.0):.1%}"]
+            for row, (c, f) in sorted(rows.items())
+        ]
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+        lines.append(f"{kind}:")
+        for r in [header, *body]:
+            lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+class Recorder:
+    """What the ``ml_record`` fixture gives a test: attach results to the report.
+
+    Example:
+        >>> def test_train(ml_record):  # doctest: +SKIP
+        ...     ml_record.metric("val_f1", 0.97)
+        ...     ml_record.artifact("curve", "artifacts/loss.png")
+        ...     ml_record["n_train"] = 1780
+    """
+
+    def __init__(self, record: TestRecord) -> None:
+        self._record = record
+
+    @property
+    def seed(self) -> int | None:
+        """The test's seed."""
+        return self._record.seed
+
+    def metric(self, name: str, value: Any) -> None:
+        """Record a named metric (shown in the summary and the JSON report)."""
+        self._record.metrics[name] = jsonable(value)
+
+    def artifact(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Record the path of a file the test produced."""
+        self._record.artifacts[name] = os.fspath(path)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        """Record any JSON-able value under ``data`` in the JSON report."""
+        self._record.data[key] = jsonable(value)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._record.data[key]
