@@ -109,7 +109,9 @@ class MetricBaseline:
         delta = value - base if higher_is_better else base - value
         passed = delta >= -tolerance
         direction = "higher" if higher_is_better else "lower"
-        headline = f"{value:.6g} vs baseline {base:.6g} ({direction} is better, tolerance {tolerance:g})"
+        headline = (
+            f"{value:.6g} vs baseline {base:.6g} ({direction} is better, tolerance {tolerance:g})"
+        )
         record_check(
             "eval",
             f"baseline:{name}",

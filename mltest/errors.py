@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["MLCheckFailure", "MLTestError", "MissingExtraError", "MLUsageError", "require"]
+__all__ = ["MLCheckFailure", "MLTestError", "MLUsageError", "MissingExtraError", "require"]
 
 
 class MLTestError(Exception):
@@ -61,6 +61,5 @@ def require(module: str, extra: str, *, purpose: str = "") -> ModuleType:
     except ImportError as exc:
         what = f" for {purpose}" if purpose else ""
         raise MissingExtraError(
-            f"mltest needs {module!r}{what}: install it with "
-            f"`pip install 'pytest-mltest[{extra}]'`"
+            f"mltest needs {module!r}{what}: install it with `pip install 'pytest-mltest[{extra}]'`"
         ) from exc

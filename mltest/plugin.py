@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +21,8 @@ import pytest
 
 from mltest import devices as _devices
 from mltest import markers as _markers
-from mltest import repro as _repro
 from mltest import report as _report
+from mltest import repro as _repro
 
 if TYPE_CHECKING:
     from mltest.baselines import MetricBaseline
@@ -121,9 +121,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ml_device", default="auto", help="devices for the device fixture")
     parser.addini("ml_seed", default="", help="session seed, an integer or 'last'")
     parser.addini("ml_report", default="", help="path of the JSON report")
-    parser.addini(
-        "ml_update_baselines", type="bool", default=False, help="store metric baselines"
-    )
+    parser.addini("ml_update_baselines", type="bool", default=False, help="store metric baselines")
     parser.addini(
         "ml_baseline_dir",
         default=DEFAULT_BASELINE_DIR,
@@ -148,7 +146,6 @@ class _Settings:
     baseline_dir: Path
     is_worker: bool
     session: _report.SessionReport
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _settings_key = pytest.StashKey[_Settings]()
@@ -210,7 +207,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(_XdistHooks(seed), "mltest-xdist")
 
-    config.stash[_settings_key] = _Settings(
+    settings = config.stash[_settings_key] = _Settings(
         ml=ml,
         devices=device_names,
         seed=seed,
@@ -220,6 +217,33 @@ def pytest_configure(config: pytest.Config) -> None:
         is_worker=is_worker,
         session=_report.SessionReport(seed=seed, devices=device_names, ml_enabled=ml),
     )
+    if not is_worker:
+        config.pluginmanager.register(_ResultCollector(settings.session), "mltest-results")
+
+
+class _ResultCollector:
+    """Controller side: feeds every test report into the session report.
+
+    A plugin object rather than a module-level hook, so that a pytest run
+    started in-process (pytester) keeps its results apart from the outer run.
+    """
+
+    def __init__(self, session: _report.SessionReport) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Gather each test's phases; workers' reports arrive here too under xdist."""
+        skip_reason = None
+        if report.skipped and isinstance(report.longrepr, tuple):
+            skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        self.session.log_phase(
+            report.nodeid,
+            report.when or "",
+            _phase_outcome(report),
+            report.duration,
+            skip_reason=skip_reason,
+            info=getattr(report, "mltest", None),
+        )
 
 
 class _XdistHooks:
@@ -308,11 +332,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if name.endswith(DATA_SUITE_SUFFIXES):
         from mltest.data.suites import collect_file as collect_data_suite
 
-        return collect_data_suite(parent, file_path)
+        collected: pytest.Collector | None = collect_data_suite(parent, file_path)
+        return collected
     if name.endswith(BEHAVIORAL_SUITE_SUFFIXES):
         from mltest.behavioral.suites import collect_file as collect_behavioral_suite
 
-        return collect_behavioral_suite(parent, file_path)
+        collected = collect_behavioral_suite(parent, file_path)
+        return collected
     return None
 
 
@@ -327,7 +353,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     seed = _repro.derive_seed(settings.seed, item.nodeid)
     record = _report.TestRecord(nodeid=item.nodeid, seed=seed)
     item.stash[_record_key] = record
-    _report._set_current(record)
+    _report._push(record)
     _repro.seed_everything(seed)
     limit = item.get_closest_marker("limit_cuda_memory")
     if limit is not None:
@@ -384,7 +410,8 @@ def pytest_runtest_makereport(
     rep = yield
     if call.when == "teardown":
         record = item.stash.get(_record_key, None)
-        _report._set_current(None)
+        if record is not None:
+            _report._pop(record)
         markers = sorted({m.name for m in item.iter_markers()} - {"parametrize", "usefixtures"})
         is_ml = bool(set(markers).intersection(_markers.ML_KINDS)) or (
             "device" in getattr(item, "fixturenames", ())
@@ -395,45 +422,6 @@ def pytest_runtest_makereport(
             "record": record.to_dict() if record is not None else None,
         }
     return rep
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Controller: gather each test's phases into the session report."""
-    if report.when is None:
-        return
-    settings = _active_settings
-    if settings is None or settings.is_worker:
-        return
-    pending = settings.pending.setdefault(report.nodeid, {"outcome": None, "duration": 0.0})
-    pending["duration"] += report.duration
-    outcome = _phase_outcome(report)
-    if outcome is not None and (pending["outcome"] in (None, "passed") or outcome == "error"):
-        pending["outcome"] = outcome
-        if report.skipped and isinstance(report.longrepr, tuple):
-            pending["skip_reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
-    if report.when != "teardown":
-        return
-    info = getattr(report, "mltest", None)
-    settings.pending.pop(report.nodeid, None)
-    if not info:
-        return
-    record = info.get("record")
-    has_content = bool(
-        record
-        and (record.get("checks") or record.get("metrics") or record.get("artifacts") or record.get("data"))
-    )
-    if not (info.get("ml") or has_content):
-        return
-    settings.session.add(
-        _report.TestOutcome(
-            nodeid=report.nodeid,
-            outcome=pending["outcome"] or "passed",
-            duration_s=pending["duration"],
-            markers=list(info.get("markers", [])),
-            record=record,
-            skip_reason=pending.get("skip_reason"),
-        )
-    )
 
 
 def _phase_outcome(report: pytest.TestReport) -> str | None:
@@ -448,22 +436,9 @@ def _phase_outcome(report: pytest.TestReport) -> str | None:
     return None
 
 
-# The settings of the running session, for hooks that get no config argument.
-_active_settings: _Settings | None = None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Remember the session's settings for pytest_runtest_logreport."""
-    global _active_settings
-    _active_settings = session.config.stash[_settings_key]
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Controller: write the JSON report and the GitHub step summary."""
-    global _active_settings
     settings = session.config.stash.get(_settings_key, None)
-    _active_settings = None
     if settings is None or settings.is_worker:
         return
     report = settings.session
@@ -515,7 +490,7 @@ def ml_seed(request: pytest.FixtureRequest) -> int:
         ...     a = split(df, seed=ml_seed)
         ...     assert a.equals(split(df, seed=ml_seed))
     """
-    record = request.node.stash.get(_record_key, None)
+    record: _report.TestRecord | None = request.node.stash.get(_record_key, None)
     if record is None or record.seed is None:  # pragma: no cover - setup always sets it
         return _repro.derive_seed(request.config.stash[_settings_key].seed, request.node.nodeid)
     return record.seed

@@ -173,6 +173,9 @@ class TestRecord:
 
 
 _current: TestRecord | None = None
+# Records of enclosing tests: a test that runs pytest in-process (pytester)
+# gets its own record back when the inner session's test ends.
+_stack: list[TestRecord | None] = []
 
 
 def current_record() -> TestRecord | None:
@@ -180,9 +183,16 @@ def current_record() -> TestRecord | None:
     return _current
 
 
-def _set_current(record: TestRecord | None) -> None:
+def _push(record: TestRecord) -> None:
     global _current
+    _stack.append(_current)
     _current = record
+
+
+def _pop(record: TestRecord) -> None:
+    global _current
+    if _current is record and _stack:
+        _current = _stack.pop()
 
 
 def record_check(
@@ -218,7 +228,11 @@ def record_check(
     record = _current
     if record is None:
         return
-    kept = [] if examples is None else [jsonable(e) for _, e in zip(range(MAX_EXAMPLES), examples)]
+    kept = (
+        []
+        if examples is None
+        else [jsonable(e) for _, e in zip(range(MAX_EXAMPLES), examples, strict=False)]
+    )
     record.checks.append(
         CheckRecord(
             kind=kind,
@@ -280,19 +294,50 @@ class SessionReport:
     ml_enabled: bool
     environment: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, TestOutcome] = field(default_factory=dict)
+    _pending: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
-    def add(self, outcome: TestOutcome) -> None:
-        """Add or merge a test's outcome (setup, call and teardown arrive apart)."""
-        known = self.outcomes.get(outcome.nodeid)
-        if known is None:
-            self.outcomes[outcome.nodeid] = outcome
+    def log_phase(
+        self,
+        nodeid: str,
+        when: str,
+        outcome: str | None,
+        duration: float,
+        *,
+        skip_reason: str | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Take one phase (setup, call, teardown) of a test's result.
+
+        The teardown phase closes the test: it carries ``info`` (markers,
+        whether it is an ML test, and its record) from the process that ran
+        it. ML tests, and any test that recorded something, enter the report.
+        """
+        pending = self._pending.setdefault(nodeid, {"outcome": None, "duration": 0.0})
+        pending["duration"] += duration
+        # The first non-pass outcome wins; a failing teardown makes an error.
+        if outcome is not None and (pending["outcome"] in (None, "passed") or outcome == "error"):
+            pending["outcome"] = outcome
+            if skip_reason is not None:
+                pending["skip_reason"] = skip_reason
+        if when != "teardown":
             return
-        # A failing teardown turns a pass into an error; otherwise keep the call.
-        if outcome.outcome in ("failed", "error") and known.outcome not in ("failed", "error"):
-            known.outcome = outcome.outcome
-        known.duration_s += outcome.duration_s
-        if outcome.record is not None:
-            known.record = outcome.record
+        del self._pending[nodeid]
+        if not info:
+            return
+        record: dict[str, Any] | None = info.get("record") or None
+        recorded = record is not None and any(
+            record.get(k) for k in ("checks", "metrics", "artifacts", "data")
+        )
+        if not (info.get("ml") or recorded):
+            return
+        self.outcomes[nodeid] = TestOutcome(
+            nodeid=nodeid,
+            outcome=pending["outcome"] or "passed",
+            duration_s=pending["duration"],
+            markers=list(info.get("markers", [])),
+            record=record,
+            skip_reason=pending.get("skip_reason"),
+        )
 
     # -- queries ---------------------------------------------------------
 
@@ -480,7 +525,9 @@ def _group_tables(checks: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         lines.append(f"{kind}:")
         for r in [header, *body]:
-            lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+            lines.append(
+                "  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip()
+            )
     return lines
 
 

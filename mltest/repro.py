@@ -205,7 +205,7 @@ _LOCK_ENTRY = re.compile(r"^\s*-?\s*(path|md5|hash):\s*(\S+)\s*$")
 
 
 def dvc_lock_hashes(lock: Path) -> dict[str, str]:
-    """Map each output path in a ``dvc.lock`` to its md5, without a YAML library.
+    r"""Map each output path in a ``dvc.lock`` to its md5, without a YAML library.
 
     dvc.lock lists, per stage, ``deps`` and ``outs`` entries of the form
     ``- path: X`` followed by ``md5: Y``. Only ``outs`` are kept: they are the
