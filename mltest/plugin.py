@@ -313,6 +313,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(kind)
         if not settings.ml and names.intersection(_markers.ML_KINDS):
             item.add_marker(skip_ml)
+        cuda_limit = item.get_closest_marker("limit_cuda_memory")
+        if cuda_limit is not None:
+            _cuda_memory_limit(item, cuda_limit)  # fail fast on a bad mark
         for device_name in names.intersection(_markers.DEVICE_MARKERS):
             if device_name not in absent:  # probing imports torch: once per device
                 absent[device_name] = _devices.unavailable_reason(device_name)
@@ -355,26 +358,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_record_key] = record
     _report._push(record)
     _repro.seed_everything(seed)
-    limit = item.get_closest_marker("limit_cuda_memory")
-    if limit is not None:
-        _cuda_memory_limit(limit)  # validates the mark, skips without CUDA
+    if item.get_closest_marker("limit_cuda_memory") is not None:
+        reason = _devices.unavailable_reason("cuda")
+        if reason is not None:
+            pytest.skip(f"limit_cuda_memory: {reason}")
         import torch
 
         torch.cuda.reset_peak_memory_stats()
 
 
-def _cuda_memory_limit(mark: pytest.Mark) -> int:
+def _cuda_memory_limit(item: pytest.Item, mark: pytest.Mark) -> int:
+    """The byte limit of a ``limit_cuda_memory`` mark; a bad mark is a usage error."""
     args = mark.args or tuple(mark.kwargs.values())
-    if len(args) != 1:
-        raise pytest.UsageError("limit_cuda_memory takes one argument, e.g. '2 GB'")
     try:
-        limit = _devices.parse_size(args[0])
+        if len(args) != 1:
+            raise ValueError("takes one argument, e.g. limit_cuda_memory('2 GB')")
+        return _devices.parse_size(args[0])
     except ValueError as exc:
-        raise pytest.UsageError(f"limit_cuda_memory: {exc}") from None
-    reason = _devices.unavailable_reason("cuda")
-    if reason is not None:
-        pytest.skip(f"limit_cuda_memory: {reason}")
-    return limit
+        raise pytest.UsageError(f"{item.nodeid}: limit_cuda_memory: {exc}") from None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -385,7 +386,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     if mark is not None:
         import torch
 
-        limit = _cuda_memory_limit(mark)
+        limit = _cuda_memory_limit(item, mark)
         peak = int(torch.cuda.max_memory_allocated())
         _report.record_metric("cuda_peak_bytes", peak)
         if peak > limit:

@@ -129,6 +129,8 @@ def test_cuda_marker_skips_with_reason_when_absent(pytester: pytest.Pytester) ->
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(
-        ["SKIPPED [[]1] test_cuda_marker_skips_with_reason_when_absent.py:3: "
-         "device cuda is not available (torch.cuda.is_available() is False)"]
+        [
+            "SKIPPED [[]1] test_cuda_marker_skips_with_reason_when_absent.py:3: "
+            "device cuda is not available (torch.cuda.is_available() is False)"
+        ]
     )

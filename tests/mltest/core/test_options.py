@@ -58,9 +58,7 @@ def test_bad_cli_values_are_usage_errors(
         ("ml_seed = soon", "ERROR: ini ml_seed: 'soon' is not a seed*"),
     ],
 )
-def test_bad_ini_values_are_usage_errors(
-    pytester: pytest.Pytester, ini: str, message: str
-) -> None:
+def test_bad_ini_values_are_usage_errors(pytester: pytest.Pytester, ini: str, message: str) -> None:
     pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest()
@@ -80,7 +78,9 @@ def test_ini_turns_ml_on_and_cli_seed_wins(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest("--ml-seed", "12")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["mltest: seed 12 (replay with --ml-seed 12), ML tests on, devices cpu"])
+    result.stdout.fnmatch_lines(
+        ["mltest: seed 12 (replay with --ml-seed 12), ML tests on, devices cpu"]
+    )
 
 
 def test_ini_seed_used_when_no_cli_seed(pytester: pytest.Pytester) -> None:
