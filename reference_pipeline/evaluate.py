@@ -522,13 +522,18 @@ def _proba_fn(source: ProbaSource) -> Callable[[Sequence[str]], Any]:
 
 
 def model_texts(df: pd.DataFrame) -> list[str]:
-    """The model input of each row: title and description joined by a space.
+    """The model input of each row: the ``text`` column, else title + " " + description.
+
+    ``data.clean`` adds ``text`` (cleaned title and description); raw frames
+    without it are joined here the same way.
 
     Example:
         >>> import pandas as pd
         >>> model_texts(pd.DataFrame({"title": ["A"], "description": ["b c"]}))
         ['A b c']
     """
+    if "text" in df.columns:
+        return [str(t) for t in df["text"].fillna("")]
     titles = df["title"].fillna("").astype(str)
     descriptions = df["description"].fillna("").astype(str)
     return [f"{t} {d}".strip() for t, d in zip(titles, descriptions, strict=True)]
