@@ -57,6 +57,10 @@ class MetricBaseline:
             except (OSError, json.JSONDecodeError) as exc:
                 raise MLUsageError(f"baseline file {path} is unreadable: {exc}") from exc
         self._updated: dict[str, Any] = {}
+        try:
+            self.shown = path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            self.shown = str(path)
 
     def check(
         self,
@@ -101,7 +105,7 @@ class MetricBaseline:
         if stored is None:
             record_check("eval", f"baseline:{name}", False, headline="no baseline stored")
             raise MLCheckFailure(
-                f"no baseline stored for metric {name!r} in {self.path}\n"
+                f"no baseline stored for metric {name!r} in {self.shown}\n"
                 f"run `pytest --ml --ml-update-baselines` once to store the current value "
                 f"({value:.6g})"
             )
@@ -125,7 +129,7 @@ class MetricBaseline:
                 f"({direction} is better), past the tolerance of {tolerance:g} "
                 f"by {-delta - tolerance:.6g}\n"
                 f"if the change is intended, run `pytest --ml --ml-update-baselines` "
-                f"and commit {self.path}"
+                f"and commit {self.shown}"
             )
 
     def save(self) -> None:

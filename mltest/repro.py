@@ -201,7 +201,7 @@ def _git(root: Path) -> dict[str, Any] | None:
     return {"sha": sha, "dirty": bool(status.strip())}
 
 
-_LOCK_ENTRY = re.compile(r"^\s*-?\s*(path|md5|hash):\s*(\S+)\s*$")
+_LOCK_ENTRY = re.compile(r"^\s*-?\s*(path|md5):\s*(\S+)\s*$")
 
 
 def dvc_lock_hashes(lock: Path) -> dict[str, str]:
