@@ -47,7 +47,8 @@ def test_update_then_compare(pytester: pytest.Pytester) -> None:
         [
             "E * mltest.errors.MLCheckFailure: metric 'macro_f1' regressed: 0.85 vs baseline 0.9 "
             "(higher is better), past the tolerance of 0.01 by 0.04",
-            "E * if the change is intended, run `pytest --ml --ml-update-baselines` and commit tests/baselines/test_m.py/test_f1.json",
+            "E * if the change is intended, run `pytest --ml --ml-update-baselines` "
+            "and commit tests/baselines/test_m.py/test_f1.json",
         ]
     )
 

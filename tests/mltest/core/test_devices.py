@@ -84,7 +84,7 @@ def test_parse_size(text: str | int, size: int) -> None:
 
 @pytest.mark.parametrize("text", ["2 GX", "", "-1 GB", 0, "lots", True])
 def test_parse_size_rejects(text: str | int) -> None:
-    with pytest.raises(ValueError, match="memory size|not a memory size"):
+    with pytest.raises(ValueError, match=r"memory size"):
         parse_size(text)
 
 
