@@ -1,0 +1,235 @@
+"""The classifier: fastText-style hashed n-grams averaged by an EmbeddingBag.
+
+A text becomes a bag of ids: each word, each word bigram (up to
+``word_ngrams``) and each character n-gram of each word (with ``<``/``>``
+boundary marks, lengths ``char_ngram_min..char_ngram_max``) is hashed with
+CRC-32 into ``hash_buckets`` rows. CRC-32 is stable across processes and
+platforms, unlike Python's salted ``hash()``, so a saved model featurizes the
+same text the same way forever. The model averages the bag's embeddings,
+applies dropout and a linear layer. Trained from scratch; nothing downloaded.
+
+Example:
+    >>> tok = Tokenizer(hash_buckets=1000)
+    >>> ids, offsets = tok(["the cat sat", "a dog"])
+    >>> model = TextClassifier(hash_buckets=1000, embedding_dim=8, num_classes=3)
+    >>> model(ids, offsets).shape
+    torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["TextClassifier", "Tokenizer", "build_model"]
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """Turn texts into ``(ids, offsets)`` tensors for :class:`TextClassifier`.
+
+    Deterministic: the same text gives the same ids in every process.
+
+    Example:
+        >>> tok = Tokenizer(hash_buckets=100, word_ngrams=1, char_ngram_max=0)
+        >>> tok.encode("Hello hello") == tok.encode("Hello hello")
+        True
+        >>> tok.words("It's 3pm, ok?")
+        ["It's", '3pm', ',', 'ok', '?']
+    """
+
+    # Rows of the embedding table; every n-gram id is in [0, hash_buckets).
+    hash_buckets: int = 65536
+    # Word n-grams up to this length (1 = unigrams only).
+    word_ngrams: int = 2
+    # Shortest character n-gram of a word (with boundary marks).
+    char_ngram_min: int = 3
+    # Longest character n-gram; 0 turns character n-grams off.
+    char_ngram_max: int = 5
+    # Only the first max_words words are used (0 = all).
+    max_words: int = 400
+
+    def __post_init__(self) -> None:
+        if self.hash_buckets < 1:
+            raise ValueError(f"hash_buckets must be >= 1, got {self.hash_buckets}")
+        if self.word_ngrams < 1:
+            raise ValueError(f"word_ngrams must be >= 1, got {self.word_ngrams}")
+        if self.char_ngram_max and not 1 <= self.char_ngram_min <= self.char_ngram_max:
+            raise ValueError(
+                f"char n-gram range {self.char_ngram_min}..{self.char_ngram_max} is empty"
+            )
+        # Per-word ids (unigram + character n-grams) are cached: words repeat a lot.
+        object.__setattr__(self, "_cache", {})
+
+    def to_dict(self) -> dict[str, int]:
+        """Return the settings, enough to rebuild an identical tokenizer.
+
+        Example:
+            >>> Tokenizer.from_dict(Tokenizer().to_dict()) == Tokenizer()
+            True
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tokenizer:
+        """Rebuild a tokenizer from :meth:`to_dict` output.
+
+        Example:
+            >>> Tokenizer.from_dict({"hash_buckets": 10}).hash_buckets
+            10
+        """
+        return cls(**{k: int(v) for k, v in data.items()})
+
+    def words(self, text: str) -> list[str]:
+        """Split a text into words and punctuation marks.
+
+        Example:
+            >>> Tokenizer().words("a b.")
+            ['a', 'b', '.']
+        """
+        found = _WORD.findall(text)
+        return found[: self.max_words] if self.max_words else found
+
+    def _hash(self, key: str) -> int:
+        return zlib.crc32(key.encode("utf-8")) % self.hash_buckets
+
+    def _word_ids(self, word: str) -> list[int]:
+        cache: dict[str, list[int]] = self._cache  # type: ignore[attr-defined]
+        ids = cache.get(word)
+        if ids is None:
+            ids = [self._hash("w " + word)]
+            if self.char_ngram_max:
+                marked = f"<{word}>"
+                for n in range(self.char_ngram_min, self.char_ngram_max + 1):
+                    for i in range(len(marked) - n + 1):
+                        ids.append(self._hash("c " + marked[i : i + n]))
+            if len(cache) > 500_000:  # bound memory on endless streams of new words
+                cache.clear()
+            cache[word] = ids
+        return ids
+
+    def encode(self, text: str) -> list[int]:
+        """Return the n-gram ids of one text (may be empty for an empty text).
+
+        Example:
+            >>> len(Tokenizer(word_ngrams=2, char_ngram_max=0).encode("a b c"))
+            5
+        """
+        words = self.words(text)
+        ids: list[int] = []
+        for word in words:
+            ids.extend(self._word_ids(word))
+        for n in range(2, self.word_ngrams + 1):
+            for i in range(len(words) - n + 1):
+                ids.append(self._hash(f"{n} " + " ".join(words[i : i + n])))
+        return ids
+
+    def encode_many(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Return one int64 id tensor per text (for datasets encoded once).
+
+        Example:
+            >>> [t.dtype for t in Tokenizer().encode_many(["a"])]
+            [torch.int64]
+        """
+        return [torch.tensor(self.encode(t), dtype=torch.int64) for t in texts]
+
+    def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode texts into a flat id tensor and per-text offsets.
+
+        Example:
+            >>> ids, offsets = Tokenizer(word_ngrams=1, char_ngram_max=0)(["a b", "c"])
+            >>> ids.shape, offsets.tolist()
+            (torch.Size([3]), [0, 2])
+        """
+        return collate(self.encode_many(texts))
+
+
+def collate(encoded: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate per-text id tensors into ``(ids, offsets)``.
+
+    Example:
+        >>> ids, offsets = collate([torch.tensor([1, 2]), torch.tensor([3])])
+        >>> ids.tolist(), offsets.tolist()
+        ([1, 2, 3], [0, 2])
+    """
+    lengths = torch.tensor([len(t) for t in encoded], dtype=torch.int64)
+    offsets = torch.zeros(len(encoded), dtype=torch.int64)
+    if len(encoded) > 1:
+        offsets[1:] = torch.cumsum(lengths[:-1], dim=0)
+    ids = torch.cat(list(encoded)) if encoded else torch.zeros(0, dtype=torch.int64)
+    return ids, offsets
+
+
+class TextClassifier(nn.Module):
+    """Mean of n-gram embeddings, dropout, then a linear layer to class logits.
+
+    Args:
+        hash_buckets: Rows of the embedding table (the tokenizer's bucket count).
+        embedding_dim: Width of each embedding.
+        num_classes: Number of classes.
+        dropout: Dropout probability on the document vector.
+
+    Example:
+        >>> model = TextClassifier(hash_buckets=50, embedding_dim=4, num_classes=2)
+        >>> ids, offsets = torch.tensor([1, 2, 3]), torch.tensor([0, 1])
+        >>> model(ids, offsets).shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(
+        self, hash_buckets: int, embedding_dim: int, num_classes: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.args: dict[str, Any] = {
+            "hash_buckets": hash_buckets,
+            "embedding_dim": embedding_dim,
+            "num_classes": num_classes,
+            "dropout": dropout,
+        }
+        self.embedding = nn.EmbeddingBag(hash_buckets, embedding_dim, mode="mean")
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(embedding_dim, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise as fastText does: small uniform embeddings, zero output bias.
+
+        Example:
+            >>> TextClassifier(10, 4, 2).fc.bias.abs().sum().item()
+            0.0
+        """
+        bound = 1.0 / self.embedding.embedding_dim
+        nn.init.uniform_(self.embedding.weight, -bound, bound)
+        nn.init.xavier_uniform_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """Return logits of shape ``(len(offsets), num_classes)``.
+
+        An empty bag (a text with no tokens) averages to the zero vector.
+
+        Example:
+            >>> m = TextClassifier(10, 4, 3)
+            >>> m(torch.tensor([1, 2]), torch.tensor([0])).shape
+            torch.Size([1, 3])
+        """
+        pooled = self.embedding(ids, offsets)
+        return self.fc(self.dropout(pooled))
+
+
+def build_model(model_args: dict[str, Any]) -> TextClassifier:
+    """Rebuild a :class:`TextClassifier` from its saved ``args``.
+
+    Example:
+        >>> build_model({"hash_buckets": 10, "embedding_dim": 4, "num_classes": 2}).args["dropout"]
+        0.0
+    """
+    return TextClassifier(**model_args)
