@@ -1,0 +1,82 @@
+"""Nox sessions: lint, typecheck, tests (fast, no --ml), ml per device, coverage.
+
+Run ``nox -l`` to list them, ``nox -s ml`` for the device matrix. Every
+session installs torch==2.13.0 first: a looser requirement pulls a multi-GB
+CUDA build (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+TORCH = "torch==2.13.0"
+QUIET_ENV = {
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def _install(session: nox.Session, extras: str = "all") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the plugin package."""
+    _install(session)
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The fast suite: everything that does not need --ml."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs, env=QUIET_ENV)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("device", ["cpu", "cuda"])
+def ml(session: nox.Session, device: str) -> None:
+    """The ML suite on one device; the cuda variant skips cleanly without a GPU."""
+    _install(session)
+    if device == "cuda":
+        probe = "import torch; print(torch.cuda.is_available())"
+        if "True" not in str(session.run("python", "-c", probe, silent=True)):
+            session.skip("no CUDA device on this machine (torch.cuda.is_available() is False)")
+    session.run(
+        "pytest",
+        "--ml",
+        f"--ml-device={device}",
+        "-q",
+        *session.posargs,
+        env=QUIET_ENV,
+    )
+
+
+@nox.session(python=PYTHON)
+def coverage(session: nox.Session) -> None:
+    """The full suite under coverage.py (branch coverage), with the report."""
+    _install(session)
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", "--ml", "-q", *session.posargs, env=QUIET_ENV)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report")
+    if os.environ.get("CI"):
+        session.run("coverage", "xml")
