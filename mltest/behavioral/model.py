@@ -335,7 +335,8 @@ def from_torch(
 
     def predict(texts: list[str]) -> Any:
         enc = tokenizer(texts)
-        module.eval()
+        if hasattr(module, "eval"):
+            module.eval()
         with torch.inference_mode():
             if isinstance(enc, dict):
                 out = module(**{k: move(v) for k, v in enc.items()})

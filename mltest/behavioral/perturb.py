@@ -99,7 +99,7 @@ class Perturbation:
     Example:
         >>> p = Perturbation.from_pair("I like it", "I love it")
         >>> p.changed, p.edits[0].describe()
-        (True, "'lik'->'lov'")
+        (True, "'ik'->'ov'")
     """
 
     original: str
