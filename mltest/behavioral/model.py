@@ -175,7 +175,8 @@ class Model:
             self._blocks.clear()
             self._matrix = None
         index = self._index
-        missing = [t for t in dict.fromkeys(texts) if t not in index]
+        unique = list(dict.fromkeys(texts))
+        missing = [t for t in unique if t not in index] if index else unique
         if missing:
             start = len(index)
             for b in range(0, len(missing), self.batch_size):
@@ -191,7 +192,7 @@ class Model:
                 np.concatenate(self._blocks) if len(self._blocks) > 1 else self._blocks[0]
             )
             self._blocks = [self._matrix]
-        rows = np.fromiter((index[t] for t in texts), dtype=np.intp, count=len(texts))
+        rows = np.fromiter(map(index.__getitem__, texts), dtype=np.intp, count=len(texts))
         return Predictions(self._matrix[rows], self.labels, bool(self._has_proba))
 
     def _call(self, batch: list[str]) -> np.ndarray:

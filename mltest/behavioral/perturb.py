@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from mltest.behavioral.lexicons import load_lexicon
 from mltest.errors import MLUsageError
@@ -56,9 +56,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Edit:
+class Edit(NamedTuple):
     """One change: ``before`` at offset ``start`` of the original became ``after``.
+
+    A named tuple: immutable, hashable and cheap to build (perturbations run
+    once per case, so their cost counts).
 
     Example:
         >>> Edit(0, "teh", "the", "swap").end
@@ -85,9 +87,9 @@ class Edit:
         return f"{self.before!r}->{self.after!r}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Perturbation:
-    """What a perturber did to one text.
+    """What a perturber did to one text (treat it as read-only).
 
     Attributes:
         original: The input text.
@@ -270,63 +272,127 @@ class Typos(Perturber):
         return {"n": self.n, "kinds": list(self.kinds)}
 
     def apply(self, text: str, rng: random.Random) -> Perturbation:  # noqa: D102
+        # Hot path (one call per case): no closures, random() over randrange().
+        rnd = rng.random
+        kinds = self.kinds
+        nk = len(kinds)
+        if self.n == 1:
+            fast = _one_typo_fast(text, kinds, rnd, self.name)
+            if fast is not None:
+                return fast
         used: set[int] = set()
         edits: list[Edit] = []
         for _ in range(self.n):
-            first = rng.randrange(len(self.kinds))
-            for k in range(len(self.kinds)):
-                edit = self._one(text, self.kinds[(first + k) % len(self.kinds)], used, rng)
+            first = int(rnd() * nk)
+            for k in range(nk):
+                edit = _typo(text, kinds[(first + k) % nk], used, rnd)
                 if edit is not None:
                     edits.append(edit)
-                    used.update(range(edit.start, edit.end))
+                    if self.n > 1:
+                        used.update(range(edit.start, edit.start + len(edit.before)))
                     break
+        if len(edits) == 1:
+            e = edits[0]
+            new = text[: e.start] + e.after + text[e.start + len(e.before) :]
+            return Perturbation(text, new, (e,), self.name)
         return _result(text, edits, self.name)
 
-    @staticmethod
-    def _pick(text: str, span: int, ok: Callable[[int], bool], rng: random.Random) -> int | None:
-        """A random index i with ok(i); a few random probes, then a full scan."""
-        n = len(text) - span + 1
-        if n <= 0:
-            return None
-        for _ in range(8):
-            i = rng.randrange(n)
-            if ok(i):
-                return i
-        candidates = [i for i in range(n) if ok(i)]
-        return rng.choice(candidates) if candidates else None
 
-    def _one(self, text: str, kind: str, used: set[int], rng: random.Random) -> Edit | None:
-        def letter(i: int) -> bool:
-            return i not in used and text[i].isalpha()
+def _one_typo_fast(
+    text: str, kinds: tuple[str, ...], rnd: Callable[[], float], name: str
+) -> Perturbation | None:
+    """One typo at a randomly probed letter; None sends the caller to the general path."""
+    n = len(text)
+    if n == 0:
+        return None
+    for _ in range(8):
+        i = int(rnd() * n)
+        c = text[i]
+        if not c.isalpha():
+            continue
+        nk = len(kinds)
+        first = int(rnd() * nk)
+        for k in range(nk):
+            kind = kinds[(first + k) % nk]
+            if kind == "drop":
+                return Perturbation(text, text[:i] + text[i + 1 :], (Edit(i, c, "", kind),), name)
+            if kind == "swap":
+                if i + 1 < n and text[i + 1] != c and text[i + 1].isalpha():
+                    d = text[i + 1]
+                    return Perturbation(
+                        text, text[:i] + d + c + text[i + 2 :], (Edit(i, c + d, d + c, kind),), name
+                    )
+                continue
+            near = KEYBOARD.get(c.lower())
+            if kind == "keyboard":
+                if not near:
+                    continue
+                new = near[int(rnd() * len(near))]
+                new = new.upper() if c.isupper() else new
+            else:  # insert
+                pool = near or "etaoinshrdlu"
+                new = pool[int(rnd() * len(pool))]
+                new = c + (new.upper() if c.isupper() else new)
+            return Perturbation(
+                text, text[:i] + new + text[i + 1 :], (Edit(i, c, new, kind),), name
+            )
+        return None
+    return None
 
-        if kind == "swap":
 
-            def ok(i: int) -> bool:
-                return letter(i) and letter(i + 1) and text[i] != text[i + 1]
+def _ok_letter(text: str, i: int, used: set[int]) -> bool:
+    return text[i].isalpha() and i not in used
 
-            i = self._pick(text, 2, ok, rng)
-            return None if i is None else Edit(i, text[i : i + 2], text[i + 1] + text[i], kind)
-        if kind == "drop":
-            i = self._pick(text, 1, letter, rng)
-            return None if i is None else Edit(i, text[i], "", kind)
-        if kind == "insert":
-            i = self._pick(text, 1, letter, rng)
-            if i is None:
-                return None
-            c = text[i]
-            pool = KEYBOARD.get(c.lower()) or "etaoinshrdlu"
-            new = rng.choice(pool)
-            return Edit(i, c, c + (new.upper() if c.isupper() else new), kind)
 
-        def mappable(i: int) -> bool:  # keyboard
-            return letter(i) and text[i].lower() in KEYBOARD
+def _ok_pair(text: str, i: int, used: set[int]) -> bool:
+    a, b = text[i], text[i + 1]
+    return a != b and a.isalpha() and b.isalpha() and i not in used and i + 1 not in used
 
-        i = self._pick(text, 1, mappable, rng)
+
+def _ok_key(text: str, i: int, used: set[int]) -> bool:
+    return text[i].lower() in KEYBOARD and i not in used
+
+
+def _pick(
+    text: str,
+    span: int,
+    ok: Callable[[str, int, set[int]], bool],
+    used: set[int],
+    rnd: Callable[[], float],
+) -> int | None:
+    """A random index i with ok(i): a few random probes, then a full scan."""
+    limit = len(text) - span + 1
+    if limit <= 0:
+        return None
+    for _ in range(8):
+        i = int(rnd() * limit)
+        if ok(text, i, used):
+            return i
+    candidates = [i for i in range(limit) if ok(text, i, used)]
+    return candidates[int(rnd() * len(candidates))] if candidates else None
+
+
+def _typo(text: str, kind: str, used: set[int], rnd: Callable[[], float]) -> Edit | None:
+    if kind == "swap":
+        i = _pick(text, 2, _ok_pair, used, rnd)
+        return None if i is None else Edit(i, text[i : i + 2], text[i + 1] + text[i], kind)
+    if kind == "keyboard":
+        i = _pick(text, 1, _ok_key, used, rnd)
         if i is None:
             return None
         c = text[i]
-        new = rng.choice(KEYBOARD[c.lower()])
+        near = KEYBOARD[c.lower()]
+        new = near[int(rnd() * len(near))]
         return Edit(i, c, new.upper() if c.isupper() else new, kind)
+    i = _pick(text, 1, _ok_letter, used, rnd)
+    if i is None:
+        return None
+    c = text[i]
+    if kind == "drop":
+        return Edit(i, c, "", kind)
+    pool = KEYBOARD.get(c.lower()) or "etaoinshrdlu"  # insert
+    new = pool[int(rnd() * len(pool))]
+    return Edit(i, c, c + (new.upper() if c.isupper() else new), kind)
 
 
 # ---------------------------------------------------------------------------
