@@ -88,6 +88,9 @@ class TuneConfig:
     # Epoch budget range of a trial.
     min_epochs: int = 2
     max_epochs: int = 8
+    # "median" stops a trial whose val macro-F1 is below the median of earlier
+    # trials at the same epoch; "none" runs every trial to its last epoch.
+    pruner: str = "median"
     # The median pruner leaves a trial alone for its first warmup epochs and
     # until startup_trials trials have finished.
     pruner_warmup_epochs: int = 1
@@ -139,6 +142,8 @@ class TuneConfig:
             raise TuneError("tune.embedding_dims must be a non-empty list of positive ints")
         if self.max_word_ngrams < 1:
             raise TuneError(f"tune.max_word_ngrams must be >= 1, got {self.max_word_ngrams}")
+        if self.pruner not in ("median", "none"):
+            raise TuneError(f"tune.pruner must be 'median' or 'none', got {self.pruner!r}")
         if not 1 <= self.min_epochs <= self.max_epochs:
             raise TuneError(
                 f"tune.min_epochs ({self.min_epochs}) must be in 1..tune.max_epochs "
@@ -339,7 +344,7 @@ def tune(
     Returns:
         The content of ``best_params.json``: ``best_value``, ``best_params``,
         ``overrides`` (dotted keys for ``--set``), ``best_trial``, trial counts,
-        ``study_name``, ``storage``, ``seconds`` and ``best_params_path``.
+        ``epochs_trained``, ``study_name``, ``storage``, ``seconds`` and ``best_params_path``.
 
     Raises:
         TuneError: A bad setting or storage URL.
@@ -361,9 +366,13 @@ def tune(
     storage_url = settings.storage or default_storage(out)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=settings.seed)
-    pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=settings.pruner_startup_trials,
-        n_warmup_steps=settings.pruner_warmup_epochs,
+    pruner: optuna.pruners.BasePruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=settings.pruner_startup_trials,
+            n_warmup_steps=settings.pruner_warmup_epochs,
+        )
+        if settings.pruner == "median"
+        else optuna.pruners.NopPruner()
     )
     try:
         study = optuna.create_study(
@@ -407,6 +416,8 @@ def tune(
         "n_trials": len(study.trials),
         "n_complete": complete,
         "n_pruned": pruned,
+        # Epochs trained over all trials: what pruning saves.
+        "epochs_trained": sum(len(t.intermediate_values) for t in study.trials),
         "study_name": settings.study_name,
         "storage": storage_url,
         "seconds": round(seconds, 3),

@@ -78,6 +78,7 @@ def test_two_trials_in_sqlite_write_best_params(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="tiny", storage=storage)
     reported = [(t.number, e, v) for t in study.trials for e, v in t.intermediate_values.items()]
     assert sorted(reported) == sorted(seen)
+    assert result["epochs_trained"] == len(seen)
     assert {t.number for t in study.trials} == {0, 1}
     assert result["best_value"] == max(max(t.intermediate_values.values()) for t in study.trials)
 
@@ -106,6 +107,7 @@ def test_settings_come_from_the_tune_section_with_types_checked() -> None:
         ({"embedding_dims": [8, "x"]}, "tune.embedding_dims must be a list of ints, got [8, 'x']"),
         ({"lr_min": 0.1, "lr_max": 0.01}, "tune.lr_min (0.1) must be in (0, tune.lr_max)"),
         ({"min_epochs": 0}, "tune.min_epochs (0) must be in 1..tune.max_epochs (8)"),
+        ({"pruner": "hyperband"}, "tune.pruner must be 'median' or 'none', got 'hyperband'"),
     ],
 )
 def test_bad_settings_name_the_key(section: dict[str, object], message: str) -> None:
