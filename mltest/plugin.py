@@ -150,6 +150,9 @@ class _Settings:
 
 _settings_key = pytest.StashKey[_Settings]()
 _record_key = pytest.StashKey[_report.TestRecord]()
+_names_key = pytest.StashKey[list[str]]()  # the test's marker names, for the report
+_is_ml_key = pytest.StashKey[bool]()  # ML kind marker, or uses the device fixture
+_cuda_limit_key = pytest.StashKey[int]()  # bytes, from limit_cuda_memory
 
 
 def _resolve_seed(config: pytest.Config, value: int | str | None) -> int:
@@ -222,7 +225,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class _ResultCollector:
-    """Controller side: feeds every test report into the session report.
+    """Controller side: takes each finished test's record into the session report.
 
     A plugin object rather than a module-level hook, so that a pytest run
     started in-process (pytester) keeps its results apart from the outer run.
@@ -232,18 +235,10 @@ class _ResultCollector:
         self.session = session
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Gather each test's phases; workers' reports arrive here too under xdist."""
-        skip_reason = None
-        if report.skipped and isinstance(report.longrepr, tuple):
-            skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
-        self.session.log_phase(
-            report.nodeid,
-            report.when or "",
-            _phase_outcome(report),
-            report.duration,
-            skip_reason=skip_reason,
-            info=getattr(report, "mltest", None),
-        )
+        """Workers' reports arrive here too under xdist; only teardowns carry a record."""
+        test = getattr(report, "mltest", None)
+        if test is not None:
+            self.session.add(test)
 
 
 class _XdistHooks:
@@ -311,11 +306,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             kind = inferred[path]
             if kind is not None:
                 item.add_marker(kind)
-        if not settings.ml and names.intersection(_markers.ML_KINDS):
+                names.add(kind)
+        is_ml = bool(names.intersection(_markers.ML_KINDS))
+        if not settings.ml and is_ml:
             item.add_marker(skip_ml)
-        cuda_limit = item.get_closest_marker("limit_cuda_memory")
-        if cuda_limit is not None:
-            _cuda_memory_limit(item, cuda_limit)  # fail fast on a bad mark
+        item.stash[_is_ml_key] = is_ml or "device" in getattr(item, "fixturenames", ())
+        item.stash[_names_key] = sorted(names - _NOT_REPORTED)
+        if "limit_cuda_memory" in names:
+            mark = item.get_closest_marker("limit_cuda_memory")
+            assert mark is not None
+            item.stash[_cuda_limit_key] = _cuda_memory_limit(item, mark)  # fails fast if bad
         for device_name in names.intersection(_markers.DEVICE_MARKERS):
             if device_name not in absent:  # probing imports torch: once per device
                 absent[device_name] = _devices.unavailable_reason(device_name)
@@ -323,6 +323,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if reason is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
+
+# Markers that say how a test is run, not what it is: left out of the report.
+_NOT_REPORTED = frozenset({"parametrize", "usefixtures", "filterwarnings", "skip", "skipif"})
 
 #: Suite files collected as test items, by name suffix.
 DATA_SUITE_SUFFIXES = (".expectations.yaml", ".expectations.yml", ".expectations.json")
@@ -354,11 +357,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Seed the test, open its record, and skip it when its device is absent."""
     settings = item.config.stash[_settings_key]
     seed = _repro.derive_seed(settings.seed, item.nodeid)
-    record = _report.TestRecord(nodeid=item.nodeid, seed=seed)
-    item.stash[_record_key] = record
+    record = _record_for(item)
+    record.seed = seed
     _report._push(record)
     _repro.seed_everything(seed)
-    if item.get_closest_marker("limit_cuda_memory") is not None:
+    if _cuda_limit_key in item.stash:
         reason = _devices.unavailable_reason("cuda")
         if reason is not None:
             pytest.skip(f"limit_cuda_memory: {reason}")
@@ -381,47 +384,52 @@ def _cuda_memory_limit(item: pytest.Item, mark: pytest.Mark) -> int:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Enforce ``limit_cuda_memory`` around the test body."""
-    mark = item.get_closest_marker("limit_cuda_memory")
+    limit = item.stash.get(_cuda_limit_key, None)
     result = yield
-    if mark is not None:
+    if limit is not None:
         import torch
 
-        limit = _cuda_memory_limit(item, mark)
         peak = int(torch.cuda.max_memory_allocated())
         _report.record_metric("cuda_peak_bytes", peak)
         if peak > limit:
             pytest.fail(
                 f"peak CUDA memory {_devices.format_size(peak)} exceeds the limit of "
-                f"{_devices.format_size(limit)} ({mark.args[0]!r}) "
-                f"[torch.cuda.max_memory_allocated() = {peak} bytes]",
+                f"{_devices.format_size(limit)} [torch.cuda.max_memory_allocated() = {peak} bytes]",
                 pytrace=False,
             )
     return result
 
 
-@pytest.hookimpl(wrapper=True)
+def _record_for(item: pytest.Item) -> _report.TestRecord:
+    record = item.stash.get(_record_key, None)
+    if record is None:
+        record = item.stash[_record_key] = _report.TestRecord(
+            nodeid=item.nodeid, markers=item.stash.get(_names_key, [])
+        )
+    return record
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Ship the test's record with its final (teardown) report.
+    """Fold each phase into the test's record; ship it with the teardown report.
 
+    Outermost wrapper (tryfirst), so it sees the report after xfail handling.
     The record travels as a plain dict attribute, which pytest-xdist
     serialises with the report, so the controller sees workers' records.
+    Only ML tests and tests that recorded something are shipped.
     """
     rep = yield
+    record = _record_for(item)
+    skip_reason = None
+    if rep.skipped and isinstance(rep.longrepr, tuple):
+        skip_reason = str(rep.longrepr[2]).removeprefix("Skipped: ")
+    record.add_phase(_phase_outcome(rep), rep.duration, skip_reason)
     if call.when == "teardown":
-        record = item.stash.get(_record_key, None)
-        if record is not None:
-            _report._pop(record)
-        markers = sorted({m.name for m in item.iter_markers()} - {"parametrize", "usefixtures"})
-        is_ml = bool(set(markers).intersection(_markers.ML_KINDS)) or (
-            "device" in getattr(item, "fixturenames", ())
-        )
-        rep.mltest = {  # type: ignore[attr-defined]
-            "markers": markers,
-            "ml": is_ml,
-            "record": record.to_dict() if record is not None else None,
-        }
+        _report._pop(record)
+        if item.stash.get(_is_ml_key, False) or record.has_content():
+            rep.mltest = record.to_dict()  # type: ignore[attr-defined]
     return rep
 
 
@@ -444,9 +452,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     report = settings.session
     if settings.report_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
-        env = report.environment or _repro.capture_environment(session.config.rootpath)
-        env["devices"] = _repro.capture_environment(session.config.rootpath)["devices"]
-        report.environment = env
+        if report.environment:
+            # torch may have been imported since the header: look at devices again.
+            report.environment["devices"] = _repro.device_info()
+        else:
+            report.environment = _repro.capture_environment(session.config.rootpath)
     if settings.report_path is not None:
         path = settings.report_path
         if not path.is_absolute():
@@ -454,7 +464,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         report.write_json(path)
         settings.report_path = path
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and (report.outcomes or report.has_content()):
+    if summary and (report.tests or report.has_content()):
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(report.markdown())
 
@@ -542,10 +552,7 @@ def ml_record(request: pytest.FixtureRequest) -> _report.Recorder:
         ...     ml_record.metric("macro_f1", 0.973)
         ...     ml_record.artifact("confusion", "artifacts/confusion.png")
     """
-    record = request.node.stash.get(_record_key, None)
-    if record is None:  # pragma: no cover - setup always sets it
-        record = _report.TestRecord(nodeid=request.node.nodeid)
-    return _report.Recorder(record)
+    return _report.Recorder(_record_for(request.node))
 
 
 @pytest.fixture
@@ -571,6 +578,27 @@ def metric_baseline(request: pytest.FixtureRequest) -> Iterator[MetricBaseline]:
 
 
 # --- fixtures: model checks (issue 3) ---------------------------------------
+
+
+@pytest.fixture
+def model_checker(request: pytest.FixtureRequest, ml_seed: int) -> Any:
+    """``mltest.model.check_model`` bound to the test's seed and ``--ml-device`` devices.
+
+    Call it with the model, a batch, the loss and an optimizer factory; it runs
+    every applicable model check and fails the test once, listing each failed
+    check with its diagnosis. Device parity compares the model's device with
+    every other selected device that is available.
+
+    Example:
+        >>> def test_classifier_trains(model_checker):  # doctest: +SKIP
+        ...     model_checker(Net(), (x, y), nn.CrossEntropyLoss(),
+        ...                   lambda m: torch.optim.Adam(m.parameters(), lr=1e-2))
+    """
+    from mltest.model import ModelChecker
+
+    settings = request.config.stash[_settings_key]
+    return ModelChecker(seed=ml_seed, devices=_devices.expand_auto(settings.devices))
+
 
 # --- fixtures: data checks (issue 4) ----------------------------------------
 

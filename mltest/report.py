@@ -151,6 +151,10 @@ class TestRecord:
 
     nodeid: str
     seed: int | None = None
+    markers: list[str] = field(default_factory=list)
+    outcome: str | None = None  # passed, failed, skipped, error, xfailed, xpassed
+    duration_s: float = 0.0
+    skip_reason: str | None = None
     checks: list[CheckRecord] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
@@ -160,11 +164,27 @@ class TestRecord:
         """Whether the test recorded anything beyond its seed."""
         return bool(self.checks or self.metrics or self.artifacts or self.data)
 
+    def add_phase(self, outcome: str | None, duration: float, skip_reason: str | None) -> None:
+        """Fold one phase (setup, call, teardown) into the test's outcome.
+
+        The first outcome that is not a pass wins, and a failing teardown
+        turns a pass into an error, as pytest counts them.
+        """
+        self.duration_s += duration
+        if outcome is not None and (self.outcome in (None, "passed") or outcome == "error"):
+            self.outcome = outcome
+            if skip_reason is not None:
+                self.skip_reason = skip_reason
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form (what travels from xdist workers)."""
+        """Return the JSON form: what travels from xdist workers and into the report."""
         return {
             "nodeid": self.nodeid,
+            "outcome": self.outcome or "passed",
+            "duration_s": round(self.duration_s, 6),
+            "markers": self.markers,
             "seed": self.seed,
+            "skip_reason": self.skip_reason,
             "checks": [c.to_dict() for c in self.checks],
             "metrics": self.metrics,
             "artifacts": self.artifacts,
@@ -272,118 +292,41 @@ def record_artifact(name: str, path: str | os.PathLike[str]) -> None:
 
 
 @dataclass
-class TestOutcome:
-    """One test's result as the controller sees it."""
-
-    __test__ = False
-
-    nodeid: str
-    outcome: str  # passed, failed, skipped, error, xfailed, xpassed
-    duration_s: float
-    markers: list[str]
-    record: dict[str, Any] | None
-    skip_reason: str | None = None
-
-
-@dataclass
 class SessionReport:
-    """The controller's collection of outcomes and records for the whole run."""
+    """The controller's collection of test records for the whole run."""
 
     seed: int
     devices: list[str]
     ml_enabled: bool
     environment: dict[str, Any] = field(default_factory=dict)
-    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
-    _pending: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def log_phase(
-        self,
-        nodeid: str,
-        when: str,
-        outcome: str | None,
-        duration: float,
-        *,
-        skip_reason: str | None = None,
-        info: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Take one phase (setup, call, teardown) of a test's result.
-
-        The teardown phase closes the test: it carries ``info`` (markers,
-        whether it is an ML test, and its record) from the process that ran
-        it. ML tests, and any test that recorded something, enter the report.
-        """
-        pending = self._pending.setdefault(nodeid, {"outcome": None, "duration": 0.0})
-        pending["duration"] += duration
-        # The first non-pass outcome wins; a failing teardown makes an error.
-        if outcome is not None and (pending["outcome"] in (None, "passed") or outcome == "error"):
-            pending["outcome"] = outcome
-            if skip_reason is not None:
-                pending["skip_reason"] = skip_reason
-        if when != "teardown":
-            return
-        del self._pending[nodeid]
-        if not info:
-            return
-        record: dict[str, Any] | None = info.get("record") or None
-        recorded = record is not None and any(
-            record.get(k) for k in ("checks", "metrics", "artifacts", "data")
-        )
-        if not (info.get("ml") or recorded):
-            return
-        self.outcomes[nodeid] = TestOutcome(
-            nodeid=nodeid,
-            outcome=pending["outcome"] or "passed",
-            duration_s=pending["duration"],
-            markers=list(info.get("markers", [])),
-            record=record,
-            skip_reason=pending.get("skip_reason"),
-        )
+    def add(self, test: Mapping[str, Any]) -> None:
+        """Add one finished test, in the form of :meth:`TestRecord.to_dict`."""
+        self.tests[test["nodeid"]] = dict(test)
 
     # -- queries ---------------------------------------------------------
 
     def checks(self) -> list[tuple[str, dict[str, Any]]]:
         """Every recorded check as (nodeid, check dict), in test order."""
-        found = []
-        for nodeid, out in self.outcomes.items():
-            for check in (out.record or {}).get("checks", []):
-                found.append((nodeid, check))
-        return found
+        return [(nodeid, check) for nodeid, t in self.tests.items() for check in t["checks"]]
 
     def has_content(self) -> bool:
         """Whether the terminal section has anything to say."""
-        return any(
-            out.record and (out.record.get("checks") or out.record.get("metrics"))
-            for out in self.outcomes.values()
-        )
+        return any(t["checks"] or t["metrics"] for t in self.tests.values())
 
     def counts(self) -> dict[str, int]:
         """Outcome counts over the tests this report covers."""
         counts: dict[str, int] = {}
-        for out in self.outcomes.values():
-            counts[out.outcome] = counts.get(out.outcome, 0) + 1
+        for t in self.tests.values():
+            counts[t["outcome"]] = counts.get(t["outcome"], 0) + 1
         return counts
 
     # -- JSON --------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
         """Return the whole report as a JSON-ready dict (schema ``mltest-report/1``)."""
-        tests = []
-        for out in self.outcomes.values():
-            rec = out.record or {}
-            tests.append(
-                {
-                    "nodeid": out.nodeid,
-                    "outcome": out.outcome,
-                    "duration_s": round(out.duration_s, 6),
-                    "markers": out.markers,
-                    "seed": rec.get("seed"),
-                    "skip_reason": out.skip_reason,
-                    "checks": rec.get("checks", []),
-                    "metrics": rec.get("metrics", {}),
-                    "artifacts": rec.get("artifacts", {}),
-                    "data": rec.get("data", {}),
-                }
-            )
+        tests = list(self.tests.values())
         return {
             "schema": REPORT_SCHEMA,
             "session": {
@@ -428,11 +371,7 @@ class SessionReport:
         headline; grouped checks (behavioural suites) become a table.
         """
         checks = self.checks()
-        metrics = [
-            (nodeid, out.record["metrics"])
-            for nodeid, out in self.outcomes.items()
-            if out.record and out.record.get("metrics")
-        ]
+        metrics = [(nodeid, t["metrics"]) for nodeid, t in self.tests.items() if t["metrics"]]
         if not checks and not metrics:
             return []
         lines: list[str] = []

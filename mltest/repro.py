@@ -30,6 +30,7 @@ __all__ = [
     "capture_environment",
     "derive_seed",
     "deterministic_mode",
+    "device_info",
     "environment_header",
     "new_session_seed",
     "seed_everything",
@@ -240,8 +241,13 @@ def dvc_lock_hashes(lock: Path) -> dict[str, str]:
     return hashes
 
 
-def _devices() -> dict[str, Any]:
-    """What accelerators torch sees, only if torch is already imported."""
+def device_info() -> dict[str, Any]:
+    """What accelerators torch sees, only if torch is already imported.
+
+    Example:
+        >>> sorted(device_info())[-1]
+        'torch_loaded'
+    """
     torch = sys.modules.get("torch")
     if torch is None:
         return {"torch_loaded": False}
@@ -294,7 +300,7 @@ def capture_environment(root: str | os.PathLike[str] = ".") -> dict[str, Any]:
         "packages": _versions(PACKAGES),
         "git": _git(base),
         "dvc": dvc,
-        "devices": _devices(),
+        "devices": device_info(),
     }
 
 
