@@ -112,3 +112,17 @@ def test_evaluate_command_reproduces_the_run_metrics(run_dir: Path) -> None:
         assert again[name]["macro_f1"] == before[name]["macro_f1"]
     # The model's train time comes from train_summary.json written by `run`.
     assert again["model"]["train_seconds"] == before["model"]["train_seconds"]
+
+
+@pytest.mark.cuda
+def test_run_on_cuda_uses_the_gpu(tmp_path: Path) -> None:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    args = ["run", "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "out")]
+    for item in ("data.max_rows_per_label=30", "model.hash_buckets=4096", "train.epochs=2"):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, [*args, "--device", "cuda", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "model" / "train_summary.json").read_text())
+    assert summary["device"].startswith("cuda")
+    metrics = json.loads((tmp_path / "out" / "eval" / "metrics.json").read_text())["summary"]
+    assert metrics["model"]["macro_f1"] > metrics["majority"]["macro_f1"]
