@@ -1054,7 +1054,6 @@ def behavioral_test(
             params.append(inspect.Parameter(model, inspect.Parameter.KEYWORD_ONLY))
 
         def test(**kwargs: Any) -> None:
-            __tracebackhide__ = True
             built = factory(**{k: kwargs[k] for k in own})
             try:
                 run_tests(built, kwargs[model], labels)
