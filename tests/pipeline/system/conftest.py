@@ -55,7 +55,7 @@ def tiny_csv(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def pipeline_repo(tmp_path: Path, tiny_csv: Path) -> Path:
-    """A scratch project: the package, dvc.yaml, a fast params.yaml and the tiny CSV.
+    """A scratch project: the package, the DVC setup, a fast params.yaml and the tiny CSV.
 
     Example:
         >>> def test_repro(pipeline_repo):  # doctest: +SKIP
@@ -68,7 +68,11 @@ def pipeline_repo(tmp_path: Path, tiny_csv: Path) -> Path:
         repo / "reference_pipeline",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
-    shutil.copy(REPO / "dvc.yaml", repo / "dvc.yaml")
+    # The repository's DVC and git setup as committed: analytics off, the
+    # local remote (dvcstore/, next to .dvc/), data/ and artifacts/ ignored.
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/.gitignore"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, repo / name)
     shutil.copy(tiny_csv, repo / "tiny.csv")
     params = _fast_params(**{"data.source": "tiny.csv"})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
