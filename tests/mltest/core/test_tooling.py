@@ -126,3 +126,26 @@ def test_makefile_and_ci_contract() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme
     assert "make test" in readme
+
+
+def test_wheel_ships_mltest_only(tmp_path: Path) -> None:
+    pytest.importorskip("hatchling")
+    import zipfile
+
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "--wheel-dir", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("pytest_mltest-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"mltest", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert "mltest/py.typed" in names
+    assert "mltest/plugin.py" in names
+    assert not [n for n in names if n.startswith(("reference_pipeline", "tests", "benchmarks"))]
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))
+    ).decode()
+    assert "[pytest11]\nmltest = mltest.plugin" in entry_points
