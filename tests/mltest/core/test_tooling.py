@@ -145,7 +145,9 @@ def test_wheel_ships_mltest_only(tmp_path: Path) -> None:
     assert "mltest/py.typed" in names
     assert "mltest/plugin.py" in names
     assert not [n for n in names if n.startswith(("reference_pipeline", "tests", "benchmarks"))]
-    entry_points = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith("entry_points.txt"))
-    ).decode()
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
     assert "[pytest11]\nmltest = mltest.plugin" in entry_points
