@@ -383,12 +383,22 @@ class SessionReport:
             ]
             lines.append("checks  " + "; ".join(parts))
         lines.extend(_group_tables(checks))
-        failed = [(n, c) for n, c in checks if not c["passed"]]
+        # Failed checks of failing tests first; a check that failed inside a
+        # passing test (one that expects the failure) is marked as such.
+        failed = sorted(
+            ((n, c) for n, c in checks if not c["passed"]),
+            key=lambda nc: self.tests[nc[0]]["outcome"] not in ("failed", "error"),
+        )
         if failed:
             lines.append("failed checks:")
-            for nodeid, check in failed:
+            shown_failed = failed if verbose else failed[:20]
+            for nodeid, check in shown_failed:
                 headline = f": {check['headline']}" if check["headline"] else ""
-                lines.append(f"  {check['kind']}/{check['name']} in {nodeid}{headline}")
+                outcome = self.tests[nodeid]["outcome"]
+                note = "" if outcome in ("failed", "error") else f" (test {outcome})"
+                lines.append(f"  {check['kind']}/{check['name']} in {nodeid}{headline}{note}")
+            if len(shown_failed) < len(failed):
+                lines.append(f"  ... {len(failed) - len(shown_failed)} more in the JSON report")
         if metrics:
             lines.append("metrics:")
             shown = metrics if verbose else metrics[:20]

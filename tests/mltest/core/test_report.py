@@ -100,7 +100,7 @@ def test_terminal_section(pytester: pytest.Pytester) -> None:
             "  Robustness  INV        30     3       10.0%",
             "failed checks:",
             "  model/overfit_batch in test_suite.py::test_overfit: loss stayed at 1.6",
-            "  behavioral/typos_1 in test_suite.py::test_inv[[]1]",
+            "  behavioral/typos_1 in test_suite.py::test_inv[[]1] (test passed)",
             "metrics:",
             "  test_suite.py::test_shape: loss=0.25",
             f"report written to {pytester.path / 'r.json'}",
