@@ -80,3 +80,36 @@ def coverage(session: nox.Session) -> None:
     session.run("coverage", "report")
     if os.environ.get("CI"):
         session.run("coverage", "xml")
+
+
+# --- behavioural tests: CheckList bridge (issue 5) ---------------------------
+
+
+@nox.session(python=PYTHON)
+def checklist(session: nox.Session) -> None:
+    """The CheckList bridge against real CheckList 0.0.11 (not a dependency; see NOTES.md).
+
+    CheckList's setup.py runs pip during the build and needs notebook<7, so
+    its wheel is built once without build isolation and installed without its
+    heavy dependencies (transformers, pattern): the bridge only needs
+    ``checklist.test_types``, which imports dill, munch, ipywidgets and spacy
+    (the tokenizer only, no model download) and works with ipython<9;
+    iso-639 lets ``checklist.perturb`` import for ``benchmarks/behavioral.py``
+    (``.nox/checklist/bin/python benchmarks/behavioral.py`` gives checklist_ratio).
+    """
+    _install(session, "behavioral,dev")
+    session.install(
+        "jupyter", "notebook<7", "ipython<9", "ipywidgets", "setuptools", "wheel", "dill", "munch",
+        "spacy", "iso-639",
+    )  # fmt: skip
+    wheels = os.path.join(session.create_tmp(), "wheels")
+    session.run(
+        "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", wheels,
+        "checklist==0.0.11",
+    )  # fmt: skip
+    session.install("--no-deps", "--find-links", wheels, "checklist==0.0.11")
+    session.run(
+        "pytest", "-q", "-rs", "tests/mltest/behavioral/test_behavioral_checklist.py",
+        *session.posargs,
+        env={**QUIET_ENV, "MLTEST_REQUIRE_CHECKLIST": "1"},
+    )  # fmt: skip

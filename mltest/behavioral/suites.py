@@ -365,7 +365,11 @@ def _perturbation(spec: dict[str, Any], where: _Where, lexicons: dict[str, Any])
 
 
 class BehavioralSuiteFile(pytest.File):
-    """A ``*.behavioral.yaml`` file: yields one :class:`BehavioralItem` per test."""
+    """A ``*.behavioral.yaml`` file: yields one :class:`BehavioralItem` per test.
+
+    Example:
+        >>> BehavioralSuiteFile.from_parent(parent, path=path)  # doctest: +SKIP
+    """
 
     def collect(self) -> Iterator[pytest.Item]:
         """Parse the suite; a bad file is one collection error naming the problem."""
@@ -418,6 +422,10 @@ class BehavioralItem(pytest.Function):
 
     Being a ``pytest.Function`` lets it request the model fixture like any
     test; its report location is the YAML file and line.
+
+    Example:
+        >>> item.behavioral_test.test_type  # doctest: +SKIP
+        'INV'
     """
 
     def __init__(self, *, line: int = 0, test: BehavioralTest, **kwargs: Any) -> None:
