@@ -638,6 +638,8 @@ class Session:
             )
         if id(opt) not in self._optimizers:
             self._optimizers[id(opt)] = (opt, copy.deepcopy(opt.state_dict()))
+        else:  # the factory hands back one optimizer: start each check from its first state
+            opt.load_state_dict(copy.deepcopy(self._optimizers[id(opt)][1]))
         return opt
 
     def need_loss(self) -> LossFn:
