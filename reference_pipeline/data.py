@@ -174,7 +174,7 @@ def load_dataset(source: str | Path | None = None) -> pd.DataFrame:
 
 # --- cleaning ----------------------------------------------------------------
 
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|www\.)\S+", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 
@@ -188,9 +188,13 @@ def clean_text(text: str, *, lowercase: bool = True) -> str:
         >>> clean_text("Keep Case", lowercase=False)
         'Keep Case'
     """
-    text = _URL.sub(" ", text)
-    text = _TAG.sub(" ", text)
-    text = html.unescape(text)
+    # The guards skip a regex pass over the (usual) text that has nothing to remove.
+    if "://" in text or "www." in text.lower():
+        text = _URL.sub(" ", text)
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
     text = _SPACE.sub(" ", text).strip()
     return text.lower() if lowercase else text
 

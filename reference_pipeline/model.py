@@ -18,16 +18,18 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TextClassifier", "Tokenizer", "build_model"]
+__all__ = ["TextClassifier", "Tokenizer", "build_model", "collate", "ngram_ids"]
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -95,17 +97,20 @@ class Tokenizer:
             >>> Tokenizer().words("a b.")
             ['a', 'b', '.']
         """
-        found = _WORD.findall(text)
-        return found[: self.max_words] if self.max_words else found
+        if not self.max_words:
+            return _WORD.findall(text)
+        return [m.group() for m in itertools.islice(_WORD.finditer(text), self.max_words)]
 
     def _hash(self, key: str) -> int:
         return zlib.crc32(key.encode("utf-8")) % self.hash_buckets
 
-    def _word_ids(self, word: str) -> list[int]:
-        cache: dict[str, list[int]] = self._cache  # type: ignore[attr-defined]
-        ids = cache.get(word)
-        if ids is None:
-            ids = [self._hash("w " + word)]
+    def _word_entry(self, word: str) -> tuple[int, np.ndarray]:
+        """The word's raw CRC-32 and its ids (unigram, then character n-grams), cached."""
+        cache: dict[str, tuple[int, np.ndarray]] = self._cache  # type: ignore[attr-defined]
+        entry = cache.get(word)
+        if entry is None:
+            raw = zlib.crc32(("w " + word).encode("utf-8"))
+            ids = [raw % self.hash_buckets]
             if self.char_ngram_max:
                 marked = f"<{word}>"
                 for n in range(self.char_ngram_min, self.char_ngram_max + 1):
@@ -113,24 +118,39 @@ class Tokenizer:
                         ids.append(self._hash("c " + marked[i : i + n]))
             if len(cache) > 500_000:  # bound memory on endless streams of new words
                 cache.clear()
-            cache[word] = ids
-        return ids
+            entry = (raw, np.asarray(ids, dtype=np.int64))
+            cache[word] = entry
+        return entry
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Return the n-gram ids of one text as an int64 array (empty for an empty text).
+
+        Word n-grams (n >= 2) hash the words' CRC-32 values together, as
+        fastText does, so they cost a few array operations per text.
+
+        Example:
+            >>> Tokenizer(word_ngrams=2, char_ngram_max=0).encode_array("a b c").shape
+            (5,)
+        """
+        words = self.words(text)
+        if not words:
+            return np.zeros(0, dtype=np.int64)
+        cache: dict[str, tuple[int, np.ndarray]] = self._cache  # type: ignore[attr-defined]
+        entries = [cache.get(w) or self._word_entry(w) for w in words]
+        raw = np.fromiter((e[0] for e in entries), dtype=np.int64, count=len(entries))
+        parts = [e[1] for e in entries]
+        for n in range(2, min(self.word_ngrams, len(words)) + 1):
+            parts.append(ngram_ids(raw, n, self.hash_buckets))
+        return np.concatenate(parts)
 
     def encode(self, text: str) -> list[int]:
-        """Return the n-gram ids of one text (may be empty for an empty text).
+        """Return the n-gram ids of one text as a list (may be empty).
 
         Example:
             >>> len(Tokenizer(word_ngrams=2, char_ngram_max=0).encode("a b c"))
             5
         """
-        words = self.words(text)
-        ids: list[int] = []
-        for word in words:
-            ids.extend(self._word_ids(word))
-        for n in range(2, self.word_ngrams + 1):
-            for i in range(len(words) - n + 1):
-                ids.append(self._hash(f"{n} " + " ".join(words[i : i + n])))
-        return ids
+        return [int(i) for i in self.encode_array(text)]
 
     def encode_many(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Return one int64 id tensor per text (for datasets encoded once).
@@ -139,7 +159,7 @@ class Tokenizer:
             >>> [t.dtype for t in Tokenizer().encode_many(["a"])]
             [torch.int64]
         """
-        return [torch.tensor(self.encode(t), dtype=torch.int64) for t in texts]
+        return [torch.from_numpy(self.encode_array(t)) for t in texts]
 
     def __call__(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode texts into a flat id tensor and per-text offsets.
@@ -150,6 +170,29 @@ class Tokenizer:
             (torch.Size([3]), [0, 2])
         """
         return collate(self.encode_many(texts))
+
+
+#: Multiplier and modulus of the word n-gram hash (a prime below 2**31).
+_NGRAM_MULT = 1_000_003
+_NGRAM_MOD = 2_147_483_647
+_NGRAM_SALT = 2_654_435_761
+
+
+def ngram_ids(word_hashes: np.ndarray, n: int, buckets: int) -> np.ndarray:
+    """Bucket ids of the word n-grams of a text, from its words' CRC-32 values.
+
+    ``h = (...((c0 * M + c1) mod P) * M + c2 ...) mod P``, then
+    ``(h + n * SALT) mod buckets``; integer arithmetic, the same everywhere.
+
+    Example:
+        >>> ngram_ids(np.array([1, 2, 3]), 2, 10).tolist()
+        [7, 1]
+    """
+    m = len(word_hashes) - n + 1
+    acc = word_hashes[:m] % _NGRAM_MOD
+    for i in range(1, n):
+        acc = (acc * _NGRAM_MULT + word_hashes[i : i + m]) % _NGRAM_MOD
+    return (acc + n * _NGRAM_SALT) % buckets
 
 
 def collate(encoded: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,11 +40,20 @@ def test_ids_do_not_depend_on_python_hash_seed():
 
 def test_ids_are_crc32_of_the_tagged_ngram():
     # Pinned: a change here silently breaks every saved model's features.
-    tok = Tokenizer(hash_buckets=2**20, word_ngrams=2, char_ngram_max=0)
+    buckets, prime = 2**20, 2**31 - 1
+    yukos, fell = zlib.crc32(b"w yukos"), zlib.crc32(b"w fell")
+    bigram = ((yukos % prime) * 1_000_003 + fell) % prime
+    tok = Tokenizer(hash_buckets=buckets, word_ngrams=2, char_ngram_max=0)
     assert tok.encode("yukos fell") == [
-        zlib.crc32(b"w yukos") % 2**20,
-        zlib.crc32(b"w fell") % 2**20,
-        zlib.crc32(b"2 yukos fell") % 2**20,
+        yukos % buckets,
+        fell % buckets,
+        (bigram + 2 * 2_654_435_761) % buckets,
+    ]
+    with_chars = Tokenizer(hash_buckets=buckets, word_ngrams=1, char_ngram_min=3, char_ngram_max=3)
+    assert with_chars.encode("ab") == [
+        zlib.crc32(b"w ab") % buckets,
+        zlib.crc32(b"c <ab") % buckets,
+        zlib.crc32(b"c ab>") % buckets,
     ]
 
 
