@@ -162,11 +162,13 @@ def load_suite(path: Path) -> Suite:
         where = _Where(path, mark.line + 1 if mark is not None else None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise where.error(f"malformed YAML: {problem}") from None
+    except (TypeError, ValueError) as exc:  # e.g. a list used as a mapping key
+        raise top.error(f"malformed YAML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise top.error(f"cannot read the file: {exc}") from None
     if not isinstance(data, dict):
         raise top.error("a suite must be a mapping with a 'tests' list")
-    unknown = sorted(set(data) - _TOP_KEYS - {_LINE})
+    unknown = sorted(str(k) for k in set(data) - _TOP_KEYS - {_LINE})
     if unknown:
         raise top.error(f"unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_TOP_KEYS))}")
     model = data.get("model", DEFAULT_MODEL_FIXTURE)
@@ -206,7 +208,7 @@ def _build_test(
     if not isinstance(kind, str) or kind.upper() not in _TEST_KEYS:
         raise where.error(f"type must be MFT, INV or DIR, got {kind!r}")
     kind = kind.upper()
-    unknown = sorted(set(spec) - _TEST_KEYS[kind] - {_LINE})
+    unknown = sorted(str(k) for k in set(spec) - _TEST_KEYS[kind] - {_LINE})
     if unknown:
         raise where.error(
             f"unknown key {unknown[0]!r} for a {kind} test; allowed: "

@@ -275,3 +275,121 @@ def test_bad_suite_is_one_collection_error(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*_ ERROR collecting bad.behavioral.yaml _*", line])
     assert "Traceback" not in result.stdout.str()
+
+
+# ---------------------------------------------------------------------------
+# load_suite directly: every validation message, and what valid files build
+# ---------------------------------------------------------------------------
+
+T = "tests:\n  - {name: a, "  # a one-test suite; each case completes the mapping
+F = "s.behavioral.yaml: "  # errors about the whole file
+A = "s.behavioral.yaml:2: test 'a': "  # errors about test 'a' on line 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", F + "a suite must be a mapping with a 'tests' list"),
+        ("tests: []\n", F + "'tests' must be a non-empty list of tests"),
+        ("tests: [x]\n", F + "tests[0] must be a mapping (name, type, ...), got 'x'"),
+        ("1: x\ntests: []\n", F + "unknown key '1'; allowed: description, *"),
+        ("? [a]\n: x\n", F + "malformed YAML: *"),
+        ("labels: sport\ntests: []\n", F + "labels must be a list of label names, got 'sport'"),
+        ("lexicons: [a]\ntests: []\n", F + "lexicons must map a name to a list of entries"),
+        ("tests:\n  - {type: MFT}\n", "s.behavioral.yaml:2: tests[0] needs a name"),
+        (T + "type: MFT}\n", A + "give exactly one of examples, template"),
+        (T + "type: INV, examples: [x], template: y}\n",
+         A + "give exactly one of examples, template or pairs (got examples, template)"),
+        (T + "type: MFT, examples: x, expect: sport}\n",
+         A + "examples must be a non-empty list"),
+        (T + "type: MFT, examples: [[x]], expect: sport}\n",
+         A + "examples[0] must be a text, got ['x']"),
+        (T + "type: MFT, examples: [{text: x}], expect: sport}\n",
+         A + "examples[0] must be a text or {text: ..., label: ...}"),
+        (T + "type: MFT, examples: [{text: x, label: sport}, y]}\n",
+         A + "either every example has a label or none does"),
+        (T + "type: MFT, examples: [{text: x, label: sport}], expect: sport}\n",
+         A + "give expect or a label on every example, not both"),
+        (T + "type: MFT, examples: [x]}\n", A + "MFT needs an expectation: *"),
+        (T + "type: MFT, template: 3, expect: sport}\n",
+         A + "template must be a string, got 3"),
+        (T + "type: MFT, examples: [x], expect: sport, min_pass_rate: 2}\n",
+         A + "test 'a': min_pass_rate must be in [0, 1], got 2"),
+        (T + "type: INV, examples: [x]}\n", A + "needs a perturbation (one of *"),
+        (T + "type: INV, pairs: [[x, y]], perturbation: case}\n",
+         A + "pairs are already perturbed: drop perturbation, or use examples"),
+        (T + "type: INV, pairs: []}\n",
+         A + "pairs must be a non-empty list of [original, perturbed]"),
+        (T + "type: INV, pairs: [[x]]}\n",
+         A + "pairs[0] must be [original, perturbed], got ['x']"),
+        (T + "type: INV, examples: [x], perturbation: case, expect: {label: sport}}\n",
+         A + "unknown expectation {'label': 'sport'} for INV; *"),
+        (T + "type: INV, examples: [x], perturbation: case, samples: 0}\n",
+         A + "test 'a': samples must be >= 1, got 0"),
+        (T + "type: DIR, examples: [x], perturbation: case}\n",
+         A + "DIR needs an expectation: *"),
+        (T + "type: DIR, examples: [x], perturbation: case, expect: {becomes: sport}}\n",
+         A + "unknown expectation {'becomes': 'sport'} for DIR; *"),
+    ],
+)  # fmt: skip
+def test_load_suite_errors(tmp_path: Any, text: str, message: str) -> None:
+    from mltest.behavioral.suites import load_suite
+    from mltest.errors import MLUsageError
+
+    path = tmp_path / "s.behavioral.yaml"
+    path.write_text(text)
+    with pytest.raises(MLUsageError) as info:
+        load_suite(path)
+    got = str(info.value)
+    if message.endswith("*"):
+        assert got.startswith(message[:-1]), got
+    else:
+        assert got == message
+
+
+def test_load_suite_builds_every_expectation(tmp_path: Any) -> None:
+    import numpy as np
+
+    from mltest.behavioral import Model
+    from mltest.behavioral.suites import load_suite
+
+    path = tmp_path / "s.behavioral.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            model: classifier
+            labels: [business, sport]
+            lexicons:
+              syn: [[match, game]]
+            tests:
+              - {name: m1, type: MFT, examples: [a goal], expect: {not_label: business}}
+              - {name: m2, type: MFT, examples: [a goal], expect: {label_in: [sport]}}
+              - {name: m3, type: MFT, examples: [goal], expect: {probability: sport, at_least: 0.8}}
+              - {name: i1, type: INV, pairs: [[goal, goal!]], expect: {max_confidence_change: 0.1}}
+              - name: i2
+                type: INV
+                examples: [the match was won]
+                perturbation: {name: synonyms, lexicon: syn}
+                samples: 2
+              - name: d1
+                type: DIR
+                examples: [shares]
+                perturbation: {name: add_text, text: goal}
+                expect: {probability: sport, direction: increase, tolerance: 0.1}
+            """
+        )
+    )
+    suite = load_suite(path)
+    assert (suite.model_fixture, suite.labels) == ("classifier", ["business", "sport"])
+    assert suite.lines == {"m1": 7, "m2": 8, "m3": 9, "i1": 10, "i2": 11, "d1": 16}
+
+    def keyword(texts: list[str]) -> np.ndarray:
+        return np.array([[0.2, 0.8] if "goal" in t else [0.7, 0.3] for t in texts])
+
+    model = Model(keyword, ["business", "sport"])
+    results = {t.name: t.run(model) for t in suite.tests}
+    assert {n: r.passed for n, r in results.items()} == {
+        "m1": True, "m2": True, "m3": True, "i1": True, "i2": True, "d1": True,
+    }  # fmt: skip
+    assert results["i2"].cases == 2
+    assert results["d1"].expectation == "P(sport) must increase (tolerance 0.1)"
