@@ -31,6 +31,10 @@ __all__ = [
 _SEP = "\x1f"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _short(value: Any, width: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -153,7 +157,7 @@ def check_no_leakage(
             )
     leaked = sum(n for *_, n in counts)
     headline = (
-        f"{leaked} rows leak between splits on {cols}"
+        f"{_count(leaked, 'row leaks', 'rows leak')} between splits on {cols}"
         if leaked
         else f"no leakage between {', '.join(splits)} on {cols}"
     )
@@ -223,7 +227,8 @@ def check_stratification(splits: Mapping[str, Any], label: str, *, tolerance: fl
     worst.sort(key=lambda t: -t[0])
     max_diff = max(float((s - overall).abs().max()) for s in shares.values())
     headline = (
-        f"label shares of {len(worst)} class/split pairs differ from overall by more than "
+        f"label shares of {_count(len(worst), 'class/split pair', 'class/split pairs')} "
+        "differ from overall by more than "
         f"{tolerance:.1%} (worst {worst[0][0]:.1%}: {worst[0][1]!r} in {worst[0][2]})"
         if worst
         else f"label shares within {tolerance:.1%} in every split (max {max_diff:.1%})"
@@ -267,7 +272,7 @@ def check_label_coverage(splits: Mapping[str, Any], label: str) -> None:
         (name, cls) for name, seen in present.items() for cls in sorted(every - seen, key=str)
     ]
     headline = (
-        f"{len(missing)} labels missing from splits: "
+        f"{_count(len(missing), 'label', 'labels')} missing from splits: "
         + ", ".join(f"{cls!r} not in {name}" for name, cls in missing[:5])
         if missing
         else f"all {len(every)} labels present in every split"
@@ -317,7 +322,8 @@ def check_unseen_categories(
             found.append({"column": column, "value": value, "count": int(count), "rows": rows})
     total = sum(f["count"] for f in found)
     headline = (
-        f"{len(found)} categories in {test_name} never seen in {train_name} ({total} rows)"
+        f"{_count(len(found), 'category', 'categories')} in {test_name} never seen in "
+        f"{train_name} ({_count(total, 'row', 'rows')})"
         if found
         else f"every category of {cols} in {test_name} is seen in {train_name}"
     )
