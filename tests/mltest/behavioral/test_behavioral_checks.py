@@ -312,3 +312,22 @@ def test_unknown_expected_label_is_a_usage_error() -> None:
     assert str(info.value) == (
         "MFT expectation: label 'weather' is not in the model's label list ['business', 'sport']"
     )
+
+
+def test_long_texts_are_clipped_around_the_edit() -> None:
+    from mltest.behavioral.checks import _clip
+
+    text = "word " * 20 + "goal " + "word " * 20
+    at = text.index("goal")
+    clipped = _clip(text, width=30, focus=at)
+    assert len(clipped) == 30
+    assert "goal" in clipped
+    assert clipped.startswith("...")
+    assert clipped.endswith("...")
+    assert _clip(text, width=30, focus=0).endswith("...")
+    assert _clip(text, width=30, focus=len(text)).startswith("...")
+    assert _clip("short\ntext", width=30) == "short text"
+    model = Model(keyword, LABELS)
+    result = INV("long", [text.replace("goal", "gaol")], perturbation=AddText("goal")).run(model)
+    (row,) = [line for line in result.message().splitlines() if line.startswith("  1")]
+    assert len(row) < 200

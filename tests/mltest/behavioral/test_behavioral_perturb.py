@@ -60,6 +60,8 @@ PERTURBERS: list[Perturber] = [
     Whitespace(n=1),
     Whitespace(n=3),
     make_perturbation("names"),
+    make_perturbation("first_names"),
+    make_perturbation("last_names"),
     make_perturbation("cities"),
     make_perturbation("countries"),
     LexiconSwap(["Mary", "Ann", "Bo"]),
