@@ -23,6 +23,8 @@ if TYPE_CHECKING:
         INV,
         MFT,
         BehavioralTest,
+        DirExpectation,
+        Expectation,
         LabelBecomes,
         LabelIn,
         LabelIs,
@@ -32,9 +34,17 @@ if TYPE_CHECKING:
         ProbabilityDirection,
         Result,
         behavioral_test,
+        run_tests,
     )
     from mltest.behavioral.lexicons import load_lexicon
-    from mltest.behavioral.model import Model, Predictions, as_model, from_predictor, from_torch
+    from mltest.behavioral.model import (
+        Model,
+        ModelOutputError,
+        Predictions,
+        as_model,
+        from_predictor,
+        from_torch,
+    )
     from mltest.behavioral.perturb import (
         AddHashtag,
         AddSentence,
@@ -71,6 +81,10 @@ _EXPORTS: dict[str, str] = {
     "Predicate": "checks",
     "Result": "checks",
     "behavioral_test": "checks",
+    "run_tests": "checks",
+    "DirExpectation": "checks",
+    "Expectation": "checks",
+    "ModelOutputError": "model",
     "load_lexicon": "lexicons",
     "Model": "model",
     "Predictions": "model",
@@ -107,13 +121,16 @@ __all__ = [
     "BehavioralTest",
     "Case",
     "Contractions",
+    "DirExpectation",
     "Edit",
+    "Expectation",
     "LabelBecomes",
     "LabelIn",
     "LabelIs",
     "LabelIsNot",
     "LexiconSwap",
     "Model",
+    "ModelOutputError",
     "NumberSwap",
     "Perturbation",
     "Perturber",
@@ -135,6 +152,7 @@ __all__ = [
     "from_torch",
     "load_lexicon",
     "make_perturbation",
+    "run_tests",
 ]
 
 
