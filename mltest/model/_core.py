@@ -550,6 +550,8 @@ class Session:
         self.rng = RngState()
         self._optimizers: dict[int, tuple[Any, dict[str, Any]]] = {}
         self.step_calls = 0
+        #: Results that several checks share (one training run on the fixed batch).
+        self.cache: dict[Any, Any] = {}
 
     # -- validation ----------------------------------------------------------
 

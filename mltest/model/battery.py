@@ -65,6 +65,9 @@ CHECKS: tuple[str, ...] = (
     "device_parity",
 )
 
+#: Steps of each of the two training-determinism runs.
+_DETERMINISM_STEPS = 3
+
 #: Checks that train; they are not run when values are already non-finite.
 _TRAINING = ("loss_decreases", "overfit_batch", "weight_symmetry", "training_determinism")
 
@@ -79,7 +82,7 @@ class ModelReport:
 
     Example:
         >>> report = check_model(model, batch, loss_fn, make_opt)  # doctest: +SKIP
-        >>> [r.name for r in report.results][:3]
+        >>> [r.name for r in report.results][:3]  # doctest: +SKIP
         ['loss_inputs', 'finite', 'gradient_flow']
     """
 
@@ -227,6 +230,15 @@ def check_model(
         frozen=frozen,
         ignore=ignore,
     )
+    # One training run on the fixed batch serves the loss-decrease, overfit and
+    # (first half of the) training-determinism checks: they start from the same
+    # weights, seed and optimizer, so a run each would repeat the same steps.
+    shared = {
+        "max_steps": overfit_steps,
+        "fraction": overfit_fraction,
+        "record": steps,
+        "snapshot": _DETERMINISM_STEPS,
+    }
     report = ModelReport()
     failures: list[CheckResult] = []
     skipped: list[str] = []
@@ -243,14 +255,16 @@ def check_model(
         "gradient_flow": lambda: _checks.run_gradient_flow(session),
         "parameters_update": lambda: _checks.run_parameters_update(session),
         "zero_grad": lambda: _checks.run_zero_grad(session),
-        "loss_decreases": lambda: _checks.run_loss_decreases(session, steps=steps),
+        "loss_decreases": lambda: _checks.run_loss_decreases(session, steps=steps, shared=shared),
         "overfit_batch": lambda: _checks.run_overfit_batch(
-            session, max_steps=overfit_steps, fraction=overfit_fraction
+            session, max_steps=overfit_steps, fraction=overfit_fraction, shared=shared
         ),
         "weight_symmetry": lambda: _checks.run_weight_symmetry(session),
         "batch_independence": lambda: _checks.run_batch_independence(session),
         "eval_determinism": lambda: _checks.run_eval_determinism(session),
-        "training_determinism": lambda: _checks.run_training_determinism(session),
+        "training_determinism": lambda: _checks.run_training_determinism(
+            session, steps=_DETERMINISM_STEPS, shared=shared
+        ),
         "device_parity": lambda: _checks.run_device_parity(
             session, devices=devices, rtol=rtol, atol=atol
         ),

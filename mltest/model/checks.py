@@ -15,6 +15,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -676,15 +677,23 @@ def _curve(points: list[tuple[int, float]], keep: int = 6) -> str:
     return ", ".join(f"step {i}: {fmt(v)}" for i, v in points)
 
 
-def run_loss_decreases(s: Session, *, steps: int = 5) -> CheckResult:
+def run_loss_decreases(
+    s: Session, *, steps: int = 5, shared: dict[str, Any] | None = None
+) -> CheckResult:
     """The loss on the batch goes down after ``steps`` optimizer steps."""
-    s.reset()
-    opt = s.new_optimizer()
-    before = s.measure(s.batch)
-    curve: list[tuple[int, float]] = [(0, before)]
-    for i in range(steps):
-        s.step(opt, s.batch)
-        curve.append((i + 1, s.measure(s.batch)))
+    if shared is not None:
+        run = shared_run(s, **shared)
+        before = run.start
+        curve: list[tuple[int, float]] = [(0, before)]
+        curve += [(i, run.losses[i]) for i in range(1, steps + 1) if i in run.losses]
+    else:
+        s.reset()
+        opt = s.new_optimizer()
+        before = s.measure(s.batch)
+        curve = [(0, before)]
+        for i in range(steps):
+            s.step(opt, s.batch)
+            curve.append((i + 1, s.measure(s.batch)))
     after = curve[-1][1]
     metrics = {"loss_before": before, "loss_after": after, "steps": steps}
     if is_finite(after) and is_finite(before) and after < before:
@@ -717,45 +726,106 @@ def run_loss_decreases(s: Session, *, steps: int = 5) -> CheckResult:
     )
 
 
+@dataclass
+class _Run:
+    """One training run from the starting point, with what the checks need of it."""
+
+    ok: bool
+    curve: list[tuple[int, float]]
+    start: float
+    final: float
+    steps: int
+    losses: dict[int, float] = field(default_factory=dict)
+    params: dict[str, torch.Tensor] | None = None
+
+
 def _overfit(
-    s: Session, get_batch: Callable[[int], Any], max_steps: int, fraction: float
-) -> tuple[bool, list[tuple[int, float]], float, float, int]:
+    s: Session,
+    get_batch: Callable[[int], Any],
+    max_steps: int,
+    fraction: float,
+    *,
+    record: int = 0,
+    snapshot: int = 0,
+) -> _Run:
+    """Train toward ``fraction`` of the starting loss.
+
+    Also measures the loss after each of the first ``record`` steps and copies
+    the parameters after step ``snapshot``.
+    """
     s.reset()
     opt = s.new_optimizer()
     first = get_batch(0)
     start = s.measure(first)
     goal = max(fraction * start, 1e-4) if is_finite(start) else 0.0
-    curve: list[tuple[int, float]] = [(0, start)]
-    last_batch, final, steps = first, start, 0
+    run = _Run(False, [(0, start)], start, start, 0)
+    last_batch = first
+    reached = False
     for step in range(max_steps):
         b = first if step == 0 else get_batch(step)
         reported = s.step(opt, b)
-        steps = step + 1
+        run.steps = steps = step + 1
         last_batch = b
+        if steps <= record:
+            run.losses[steps] = s.measure(b)
+        if steps == snapshot:
+            run.params = {n: p.detach().clone() for n, p in s.model.named_parameters()}
+        if reached:
+            if steps >= max(record, snapshot):
+                break
+            continue
         if reported is not None and not is_finite(reported):
-            final = reported
-            curve.append((steps, reported))
+            run.final = reported
+            run.curve.append((steps, reported))
             break
         check_now = (
             (reported is not None and reported <= goal) or steps % 25 == 0 or steps == max_steps
         )
         if check_now:
-            final = s.measure(last_batch)
-            curve.append((steps, final))
-            if not is_finite(final) or final <= goal:
+            run.final = run.losses.get(steps, None) or s.measure(last_batch)
+            run.curve.append((steps, run.final))
+            if not is_finite(run.final) or run.final <= goal:
+                reached = True
+            else:
+                # A plateau: no 1% gain over the last two checkpoints (50 steps) or worse.
+                marks = [v for i, v in run.curve if i % 25 == 0]
+                reached = len(marks) >= 3 and marks[-1] > 0.99 * min(marks[:-2])
+            if reached and steps >= max(record, snapshot):
                 break
-            # A plateau: no 1% gain over the last two checkpoints (50 steps) or worse.
-            marks = [v for i, v in curve if i % 25 == 0]
-            if len(marks) >= 3 and marks[-1] > 0.99 * min(marks[:-2]):
-                break
-    return is_finite(final) and final <= goal, curve, start, final, steps
+    run.ok = is_finite(run.final) and run.final <= goal
+    return run
 
 
-def run_overfit_batch(s: Session, *, max_steps: int = 200, fraction: float = 0.1) -> CheckResult:
+def shared_run(s: Session, *, max_steps: int, fraction: float, record: int, snapshot: int) -> _Run:
+    """The overfit run on the fixed batch, made once per session.
+
+    The loss-decrease, overfit and training-determinism checks share it.
+    """
+    key = ("fixed-batch run", max_steps, fraction, record, snapshot)
+    if key not in s.cache:
+        s.cache[key] = _overfit(
+            s, lambda step: s.batch, max_steps, fraction, record=record, snapshot=snapshot
+        )
+    run: _Run = s.cache[key]
+    return run
+
+
+def run_overfit_batch(
+    s: Session,
+    *,
+    max_steps: int = 200,
+    fraction: float = 0.1,
+    shared: dict[str, Any] | None = None,
+) -> CheckResult:
     """The loss on one small batch (or the ``batches`` stream) falls near zero within budget."""
     stream = s.batches is not None
-    get = batch_stream(s.batches) if stream else (lambda step: s.batch)
-    ok, curve, start, final, steps = _overfit(s, get, max_steps, fraction)
+    if stream:
+        run = _overfit(s, batch_stream(s.batches), max_steps, fraction)
+    elif shared is not None:
+        run = shared_run(s, **shared)
+    else:
+        run = _overfit(s, lambda step: s.batch, max_steps, fraction)
+    ok, curve, start, final, steps = run.ok, run.curve, run.start, run.final, run.steps
     metrics = {
         "loss_start": start,
         "loss_final": final,
@@ -772,7 +842,12 @@ def run_overfit_batch(s: Session, *, max_steps: int = 200, fraction: float = 0.1
         )
     details = [f"loss curve: {_curve(curve)}", "likely causes:"]
     if stream:
-        ok_fixed, _, fstart, ffinal, fsteps = _overfit(s, lambda step: s.batch, max_steps, fraction)
+        fixed = (
+            shared_run(s, **shared)
+            if shared is not None
+            else _overfit(s, lambda step: s.batch, max_steps, fraction)
+        )
+        ok_fixed, fstart, ffinal, fsteps = fixed.ok, fixed.start, fixed.final, fixed.steps
         metrics["fixed_batch_loss_final"] = ffinal
         if ok_fixed:
             details = [
@@ -1155,7 +1230,9 @@ def _train_k(s: Session, steps: int) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in s.model.named_parameters()}
 
 
-def run_training_determinism(s: Session, *, steps: int = 3) -> CheckResult:
+def run_training_determinism(
+    s: Session, *, steps: int = 3, shared: dict[str, Any] | None = None
+) -> CheckResult:
     """Two seeded runs of ``steps`` steps give bit-identical parameters."""
     from mltest.repro import deterministic_mode
 
@@ -1164,7 +1241,9 @@ def run_training_determinism(s: Session, *, steps: int = 3) -> CheckResult:
         with deterministic_mode():
             a, b = _train_k(s, steps), _train_k(s, steps)
     else:
-        a, b = _train_k(s, steps), _train_k(s, steps)
+        first = shared_run(s, **shared).params if shared is not None else None
+        a = first if first is not None else _train_k(s, steps)
+        b = _train_k(s, steps)
     differ = [
         (n, shape_str(a[n].shape), fmt(float((a[n].double() - b[n].double()).abs().max())))
         for n in a

@@ -179,7 +179,8 @@ _HEADER = re.compile(r"^_+ test_bug\[(\w+)\] _+$")
 def _bug_sections(pytester: pytest.Pytester) -> dict[str, list[str]]:
     if not _SECTIONS:
         pytester.makepyfile(zoo=ZOO, test_bugs=BUGS_TEST)
-        result = pytester.runpytest(*ARGS)
+        # -v: the mltest summary lists every failed check, not the first 20.
+        result = pytester.runpytest(*ARGS, "-v")
         result.assert_outcomes(failed=len(EXPECTED))
         current: list[str] | None = None
         for line in result.outlines:
