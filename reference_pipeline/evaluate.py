@@ -449,17 +449,26 @@ def plot_reliability(
             [b["accuracy"] for b in full],
             "o",
             color="C1",
-            label="mean confidence",
+            label="accuracy at the bin's mean confidence",
         )
+        for b in full:
+            ax.annotate(
+                f"n={b['count']}",
+                (b["lower"] + width / 2, b["accuracy"] + 0.02),
+                ha="center",
+                fontsize=7,
+            )
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        # Headroom above 1.0 for the legend, so it never hides a bar.
+        ax.set_ylim(0, 1.3)
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.set_xlabel("confidence")
         ax.set_ylabel("accuracy")
         title = "Reliability diagram"
         if ece is not None:
             title += f" (ECE {ece:.3f})"
         ax.set_title(title)
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
         fig.tight_layout()
         return _save_figure(fig, path)
     finally:
