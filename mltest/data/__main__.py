@@ -64,6 +64,8 @@ def _validate(suite: SuiteDefinition, max_examples: int) -> tuple[int, list[str]
     where = _display(suite.path)
     if suite.data is None:
         return EXIT_OK, [f"SKIP {where}: data comes from fixture {suite.fixture!r} (pytest --ml)"]
+    if not suite.data.is_file():
+        raise MLUsageError(f"{where}: data file {_display(suite.data)!r} not found")
     frame = read_data(suite.data, where, suite.read_options)
     outcomes = run_expectations(frame, suite.specs, max_examples=max_examples, name=suite.name)
     errors = [o for o in outcomes if o.error is not None]

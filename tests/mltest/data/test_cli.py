@@ -83,6 +83,12 @@ def test_bad_input_exits_2_with_one_line(repo: Path, capsys: pytest.CaptureFixtu
         "expect_column_values_to_not_be_null: column 'headline' is not in the data "
         "(columns: tag, title)\n"
     )
+    (repo / "tests" / "train.expectations.yaml").write_text(SUITE)
+    (repo / "data" / "train.csv").rename(repo / "data" / "moved.csv")
+    assert main(["tests/train.expectations.yaml"]) == 2
+    assert capsys.readouterr().err == (
+        "mltest-data: tests/train.expectations.yaml: data file 'data/train.csv' not found\n"
+    )
     (repo / "data" / "train.csv").write_bytes(b"\xff\xfe\x00garbage")
     assert main(["data/train.csv"]) == 2
     assert capsys.readouterr().err.startswith(

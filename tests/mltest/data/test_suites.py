@@ -180,7 +180,9 @@ def test_bad_suites_get_one_clear_line_each(
     pytester.path.joinpath("bad.parquet").write_text("this is not parquet")
     pytester.makefile(".expectations.yaml", **BAD_SUITES)
     result = run_pytest("--ml", "--continue-on-collection-errors")
-    result.assert_outcomes(failed=5, errors=4)
+    result.assert_outcomes(failed=6, errors=3)
+    plain = run_pytest("--continue-on-collection-errors")  # no --ml: data is not read
+    plain.assert_outcomes(skipped=6, errors=3)
     result.stdout.fnmatch_lines_random(
         [
             "unknown.expectations.yaml: expectation #1 expect_column_values_to_be_inn_set: "
