@@ -65,6 +65,11 @@ class Outcome:
         examples: Up to N ``(row index, value)`` pairs that broke it.
         observed: The observed value, for aggregate expectations (a mean, a count).
         error: Why it could not run (a missing column, bad arguments), else None.
+
+    Example:
+        >>> outcome = run_expectations(df, specs)[0]  # doctest: +SKIP
+        >>> outcome.unexpected_count, outcome.examples[:1]  # doctest: +SKIP
+        (1, [(2, 'sprot')])
     """
 
     spec: ExpectationSpec

@@ -48,6 +48,10 @@ class ColumnDrift:
         drifted: Whether ``p_adjusted < alpha`` and ``effect >= min_effect``.
         shifted: The most-shifted values: categories (share before and after) or
             quantiles (value before and after), largest shift first.
+
+    Example:
+        >>> [c.column for c in drift_report(ref, cur).columns]  # doctest: +SKIP
+        ['price', 'tag']
     """
 
     column: str
@@ -93,6 +97,10 @@ class DriftReport:
         reference_rows: Rows in the reference window.
         current_rows: Rows in the current window.
         min_effect: Smallest effect that counts as drift.
+
+    Example:
+        >>> report = drift_report(train_df, live_df)  # doctest: +SKIP
+        >>> print(report.headline()); print(report.table())  # doctest: +SKIP
     """
 
     columns: list[ColumnDrift]

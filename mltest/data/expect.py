@@ -147,7 +147,7 @@ def validate(
 
     Example:
         >>> import great_expectations.expectations as gxe  # doctest: +SKIP
-        >>> validate(df, [gxe.ExpectColumnValuesToNotBeNull(column="tag")], name="train")
+        >>> validate(df, [gxe.ExpectColumnValuesToNotBeNull(column="tag")])  # doctest: +SKIP
     """
     __tracebackhide__ = True
     specs = [_to_spec(item, i, name) for i, item in enumerate(expectations, start=1)]

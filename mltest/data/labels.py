@@ -51,6 +51,11 @@ class LabelIssues:
         confident_joint: ``C[given][suspected]`` counts.
         class_names: Names of the classes, in index order.
         n: Rows looked at.
+
+    Example:
+        >>> issues = find_label_issues(y, oof_probs)  # doctest: +SKIP
+        >>> issues.noise_rate, issues.rows[:3]  # doctest: +SKIP
+        (0.11, [431, 17, 988])
     """
 
     rows: list[int]

@@ -20,7 +20,7 @@ validated once per session (the first of its items to run validates all of
 them); every item then reports its own expectation's result.
 
 Example:
-    >>> # pytest --ml tests/data/train.expectations.yaml -k in_set  # doctest: +SKIP
+    >>> # pytest --ml tests/data/train.expectations.yaml -k in_set
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class SuiteDefinition:
         fixture: The fixture that returns the DataFrame, if it names one.
         max_examples: Unexpected values shown per failure.
         read_options: Extra keyword arguments for the pandas reader.
+
+    Example:
+        >>> load_suite(Path("tests/data/train.expectations.yaml")).fixture  # doctest: +SKIP
     """
 
     path: Path
@@ -192,7 +195,11 @@ def _display(path: Path, config: pytest.Config) -> str:
 
 
 class DataSuiteFile(pytest.File):
-    """A suite file; its children are one :class:`ExpectationItem` per expectation."""
+    """A suite file; its children are one :class:`ExpectationItem` per expectation.
+
+    Example:
+        >>> # pytest --ml --collect-only -q tests/data/train.expectations.yaml
+    """
 
     suite: SuiteDefinition
 
@@ -359,6 +366,9 @@ class ExpectationItem(pytest.Function):
     A :class:`pytest.Function` around a small function that asks for
     ``request``, so the suite's data fixture is resolved by pytest's own
     fixture machinery (scopes, conftest overrides, teardown).
+
+    Example:
+        >>> # pytest --ml "tests/data/a.expectations.yaml::expect_column_values_to_be_unique[id]"
     """
 
     def repr_failure(
