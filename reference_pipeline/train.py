@@ -264,6 +264,7 @@ class _Progress:
         self._batch_task: Any = None
         if not (enabled and sys.stderr.isatty()):
             return
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -278,6 +279,7 @@ class _Progress:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[info]}"),
+            console=Console(file=sys.stderr),
             transient=False,
         )
         self._bar.start()
@@ -510,6 +512,7 @@ def _train(
     history: list[dict[str, float]] = []
     finished = False
     ckpt_path = out / CHECKPOINT
+    autocast, scaler = _autocast(dev, cfg.amp)
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if ckpt["data_hash"] != the_hash:
@@ -524,6 +527,8 @@ def _train(
             )
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
+        if scaler is not None and ckpt.get("scaler_state"):
+            scaler.load_state_dict(ckpt["scaler_state"])
         epoch, best, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
         bad_epochs, history, finished = ckpt["bad_epochs"], ckpt["history"], ckpt["finished"]
         best_state = ckpt["best_state"]
@@ -533,7 +538,6 @@ def _train(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if dev.type == "cuda" else None
         )
-    autocast, scaler = _autocast(dev, cfg.amp)
     loss_fn = nn.CrossEntropyLoss()
     bar = _Progress(progress and info.is_main, cfg.epochs, epoch)
     live = _Live(cfg.dvclive and info.is_main, out, resume=resume and epoch > 0)
@@ -598,6 +602,7 @@ def _train(
                         "tokenizer": tokenizer.to_dict(),
                         "model_state": {n: t.cpu() for n, t in model.state_dict().items()},
                         "optimizer_state": optimizer.state_dict(),
+                        "scaler_state": scaler.state_dict() if scaler is not None else None,
                         "epoch": epoch,
                         "best_metric": best,
                         "best_epoch": best_epoch,
