@@ -26,9 +26,10 @@ expectations:
 # GX's own suite JSON, as `suite.to_json_dict()` writes it, plus where the data comes from.
 LIVE_SUITE = {
     "name": "live",
-    "id": None,
+    "id": "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
     "expectations": [
         {
+            "id": "0b9d2a4e-5f3c-4d8e-9a1b-2c3d4e5f6a7b",
             "type": "expect_column_values_to_be_unique",
             "kwargs": {"column": "title"},
             "meta": {},
