@@ -381,11 +381,19 @@ def drift_report(
 def check_drift(
     reference: Any,
     current: Any,
-    **options: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    text_columns: Sequence[str] = (),
+    categorical_columns: Sequence[str] = (),
+    alpha: float = 0.05,
+    correction: Correction = "holm",
+    min_effect: float = 0.0,
+    ngram: str = "token",
+    max_categories: int = 50,
 ) -> DriftReport:
     """Fail when any column drifted between ``reference`` and ``current``.
 
-    Takes the options of :func:`drift_report`. Records the per-column
+    Takes the arguments of :func:`drift_report`. Records the per-column
     statistics and p-values in the mltest report, pass or fail.
 
     Returns:
@@ -400,7 +408,18 @@ def check_drift(
         >>> check_drift(train_df, live_df, min_effect=0.05)  # doctest: +SKIP
     """
     __tracebackhide__ = True
-    report = drift_report(reference, current, **options)
+    report = drift_report(
+        reference,
+        current,
+        columns=columns,
+        text_columns=text_columns,
+        categorical_columns=categorical_columns,
+        alpha=alpha,
+        correction=correction,
+        min_effect=min_effect,
+        ngram=ngram,
+        max_categories=max_categories,
+    )
     drifted = report.drifted
     record_check(
         "data",
