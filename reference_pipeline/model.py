@@ -264,8 +264,9 @@ class TextClassifier(nn.Module):
             >>> m(torch.tensor([1, 2]), torch.tensor([0])).shape
             torch.Size([1, 3])
         """
-        pooled = self.embedding(ids, offsets)
-        return self.fc(self.dropout(pooled))
+        pooled: torch.Tensor = self.embedding(ids, offsets)
+        logits: torch.Tensor = self.fc(self.dropout(pooled))
+        return logits
 
 
 def build_model(model_args: dict[str, Any]) -> TextClassifier:

@@ -225,7 +225,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
@@ -318,7 +318,7 @@ class _Live:
         os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
         os.environ.setdefault("DVCLIVE_OPEN", "false")
         try:
-            from dvclive import Live
+            from dvclive import Live  # type: ignore[attr-defined]
         except ImportError:  # pragma: no cover - dvclive is optional at run time
             return
         self._live = Live(

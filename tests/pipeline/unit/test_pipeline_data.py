@@ -278,3 +278,9 @@ def test_prepare_writes_the_three_splits(tmp_path):
 def test_read_split_names_a_missing_file(tmp_path):
     with pytest.raises(DataError, match=r"train\.csv: split file not found; run the prepare stage"):
         read_split(tmp_path / "train.csv")
+
+
+def test_malformed_csv_is_named(tmp_path):
+    path = write_csv(tmp_path / "d.csv", 'title,description,tag\nA,"unclosed,x\n')
+    with pytest.raises(DataError, match=r"d\.csv: not a valid CSV: "):
+        load_dataset(path)
