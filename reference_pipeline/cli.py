@@ -281,6 +281,8 @@ def train(
         cfg = _load(params, set_, device=device)
         train_df, val_df = _read_splits(data_dir, "train", "val")
         result = _train(cfg, train_df, val_df, out, resume=resume, progress=_progress(progress))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     typer.echo(
         f"trained {result.epochs_run} epochs on {result.device} in {result.seconds:.1f} s: "
         f"best val macro-F1 {result.best_val_macro_f1:.4f} (epoch {result.best_epoch}) -> {out}"
@@ -462,7 +464,8 @@ def _train(
     from reference_pipeline.train import train as train_stage
 
     result = train_stage(cfg, train_df, val_df, out, resume=resume, progress=progress)
-    if result.finished:
+    # Under torchrun every process returns; only rank 0 writes (as train() does).
+    if result.finished and int(os.environ.get("RANK", "0")) == 0:
         summary = {
             "train_seconds": result.seconds,
             "best_val_macro_f1": result.best_val_macro_f1,
