@@ -12,6 +12,7 @@ train/eval modes) and the random generators as it found them.
 Example:
     >>> import torch
     >>> from mltest.model import check_model
+    >>> _ = torch.manual_seed(0)
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     >>> batch = (torch.randn(8, 4), torch.arange(8) % 3)
     >>> report = check_model(model, batch, torch.nn.CrossEntropyLoss(),
@@ -50,6 +51,10 @@ from mltest.model.battery import (  # noqa: E402
     check_weight_symmetry,
     check_zero_grad,
 )
+
+# Public names print as mltest.model.X in tracebacks, not the private module.
+ModelCheckFailure.__module__ = __name__
+CheckResult.__module__ = __name__
 
 __all__ = [
     "CHECKS",

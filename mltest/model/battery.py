@@ -205,6 +205,7 @@ def check_model(
 
     Example:
         >>> import torch
+        >>> _ = torch.manual_seed(0)
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(),
         ...                             torch.nn.Linear(8, 3))
         >>> batch = (torch.randn(8, 4), torch.arange(8) % 3)
@@ -406,7 +407,7 @@ def check_loss_inputs(
         >>> check_loss_inputs(m, (torch.randn(8, 4), torch.randn(8)), torch.nn.MSELoss())
         Traceback (most recent call last):
         ...
-        mltest.model._core.ModelCheckFailure: [loss_inputs] target-shape broadcasting bug: ...
+        mltest.model.ModelCheckFailure: [loss_inputs] target-shape broadcasting bug: ...
     """
     __tracebackhide__ = True
     s = Session(model, batch, loss_fn, target_key=target_key)
@@ -530,6 +531,7 @@ def check_loss_decreases(
 
     Example:
         >>> import torch
+        >>> _ = torch.manual_seed(0)
         >>> m = torch.nn.Linear(4, 2)
         >>> check_loss_decreases(m, (torch.randn(8, 4), torch.arange(8) % 2),
         ...     torch.nn.CrossEntropyLoss(), lambda m: torch.optim.Adam(m.parameters(), lr=1e-2)
@@ -571,6 +573,7 @@ def check_overfit_batch(
 
     Example:
         >>> import torch
+        >>> _ = torch.manual_seed(0)
         >>> m = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
         >>> check_overfit_batch(m, (torch.randn(8, 4), torch.arange(8) % 2),
         ...     torch.nn.CrossEntropyLoss(), lambda m: torch.optim.Adam(m.parameters(), lr=1e-2)
