@@ -67,7 +67,7 @@ def test_leakage_shows_exact_and_normalised_duplicates(splits: dict[str, pd.Data
 def test_exact_only_misses_near_duplicates_and_clean_splits_pass(
     splits: dict[str, pd.DataFrame],
 ) -> None:
-    with pytest.raises(MLCheckFailure, match=r"^1 rows leak between splits"):
+    with pytest.raises(MLCheckFailure, match=r"^1 row leaks between splits"):
         check_no_leakage(splits, ["title"], normalized=False)
     clean = {k: v for k, v in splits.items() if k != "test"}
     check_no_leakage(clean, ["title", "source"])
