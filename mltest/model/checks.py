@@ -315,7 +315,13 @@ def run_loss_inputs(s: Session) -> CheckResult | None:
 # ---------------------------------------------------------------------------
 
 
+def _dense(grad: torch.Tensor) -> torch.Tensor:
+    """A gradient as a dense tensor (sparse ones come from ``nn.Embedding(sparse=True)``)."""
+    return grad.to_dense() if grad.is_sparse else grad
+
+
 def _nonfinite(t: torch.Tensor) -> tuple[int, int]:
+    t = _dense(t)
     if not (t.is_floating_point() or t.is_complex()):
         return 0, 0
     return int(t.isnan().sum()), int(t.isinf().sum())
@@ -446,9 +452,9 @@ def run_gradient_flow(s: Session) -> CheckResult:
     for n, p in trainable:
         if p.grad is None:
             dead.append((n, shape_str(p.shape), "None"))
-        elif not bool(p.grad.isfinite().all()):
+        elif not bool(_dense(p.grad).isfinite().all()):
             dead.append((n, shape_str(p.shape), "non-finite"))
-        elif not bool(p.grad.any()):
+        elif not bool(_dense(p.grad).any()):
             dead.append((n, shape_str(p.shape), "all zero"))
     if not dead:
         return CheckResult(
@@ -494,7 +500,7 @@ class _StepWatch:
     def _hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.calls += 1
         self.grads = {
-            n: None if p.grad is None else p.grad.detach().clone() for n, p in self._params
+            n: None if p.grad is None else _dense(p.grad.detach()).clone() for n, p in self._params
         }
 
     def close(self) -> None:
@@ -525,7 +531,10 @@ def run_parameters_update(s: Session) -> CheckResult:
     grads = (
         watch.grads
         if watch.calls
-        else {n: None if p.grad is None else p.grad.detach() for n, p in s.model.named_parameters()}
+        else {
+            n: None if p.grad is None else _dense(p.grad.detach())
+            for n, p in s.model.named_parameters()
+        }
     )
     rows: list[tuple[str, str, str]] = []
     causes: list[str] = []
@@ -623,7 +632,7 @@ def run_zero_grad(s: Session) -> CheckResult | None:
         return None  # no step at all: parameters_update says so
     first = watch.grads
     left = {
-        n: None if p.grad is None else p.grad.detach().clone()
+        n: None if p.grad is None else _dense(p.grad.detach()).clone()
         for n, p in s.model.named_parameters()
     }
     if not any(g is not None and bool(g.any()) for g in left.values()):

@@ -206,5 +206,5 @@ def test_bug_is_caught_and_named(pytester: pytest.Pytester, name: str) -> None:
 def test_correct_twins_pass_every_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(zoo=ZOO, test_twins=TWIN_TEST)
     result = pytester.runpytest(*ARGS)
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=19)
     result.stdout.fnmatch_lines(["*= mltest =*", "checks  model: * passed, 0 failed"])

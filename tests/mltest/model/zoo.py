@@ -421,10 +421,50 @@ def hf_dict() -> dict[str, Any]:
     }
 
 
+class SparseBag(nn.Module):
+    def __init__(self, vocab: int = 50) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 16, sparse=True)
+        self.fc = nn.Linear(16, C)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(ids).mean(1))
+
+
+def sparse_embedding() -> dict[str, Any]:
+    torch.manual_seed(0)
+    g = _gen(17)
+
+    def two_optimizers(m: nn.Module) -> Any:
+        # SparseAdam for the sparse embedding, Adam for the rest, stepped together.
+        class Both(torch.optim.Optimizer):
+            def __init__(self) -> None:
+                self.sparse = torch.optim.SparseAdam(list(m.embed.parameters()), lr=5e-2)  # type: ignore[union-attr]
+                self.dense = torch.optim.Adam(m.fc.parameters(), lr=5e-2)  # type: ignore[union-attr]
+                super().__init__(list(m.parameters()), {"lr": 5e-2})
+
+            def step(self, closure: Any = None) -> None:  # type: ignore[override]
+                self.sparse.step()
+                self.dense.step()
+
+        return Both()
+
+    return {
+        "model": SparseBag(),
+        "batch": (
+            torch.randint(0, 50, (N, 5), generator=g),
+            torch.randint(0, C, (N,), generator=g),
+        ),
+        "loss_fn": nn.CrossEntropyLoss(),
+        "optimizer_factory": two_optimizers,
+    }
+
+
 EXTRA: dict[str, Callable[[], dict[str, Any]]] = {
     "batchnorm": batchnorm,
     "embedding_bag": embedding_bag,
     "hf_dict": hf_dict,
+    "sparse_embedding": sparse_embedding,
 }
 
 
