@@ -374,7 +374,6 @@ def tune(
     """Search hyperparameters with Optuna (pruning on validation macro-F1)."""
     with _user_errors():
         cfg = _load(params, set_, device=device)
-        train_df, val_df = _read_splits(data_dir, "train", "val")
         from reference_pipeline import tune as tune_stage
 
         settings = tune_stage.TuneConfig.from_params(cfg)
@@ -386,6 +385,8 @@ def tune(
             settings.storage = storage
         elif settings.storage is None:
             settings.storage = tune_stage.default_storage(out)
+        settings.validate()
+        train_df, val_df = _read_splits(data_dir, "train", "val")
         show = _progress(progress)
 
         def on_epoch(trial: int, epoch: int, f1: float) -> None:

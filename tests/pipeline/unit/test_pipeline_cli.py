@@ -70,6 +70,18 @@ def _invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
             "run `python -m reference_pipeline train` first",
         ),
         (["predict"], "error: no texts: give them as arguments or one per line on stdin"),
+        (
+            ["run", "--data", "no_tag.csv", "--out", "out"],
+            "error: no_tag.csv: missing column 'tag' (found: title, description)",
+        ),
+        (
+            ["run", "--device", "gpu"],
+            "error: --device 'gpu': unknown device; use auto, cpu, cuda, cuda:N or mps",
+        ),
+        (
+            ["tune", "--set", "tune.n_trials=lots"],
+            "error: tune.n_trials must be int, got 'lots'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], line: str) -> None:
