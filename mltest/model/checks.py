@@ -123,7 +123,13 @@ def run_output_spec(
     probabilities: bool = False,
     dim: int = -1,
 ) -> CheckResult | None:
-    """Shape (None for any size), dtype, value range, probability rows summing to 1."""
+    """Shape (None for any size), dtype, value range, probability rows summing to 1.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_output_spec(s).passed  # doctest: +SKIP
+        True
+    """
     if shape is None and dtype is None and value_range is None and not probabilities:
         return None
     s.reset(train=False)
@@ -201,7 +207,13 @@ def run_output_spec(
 
 
 def run_loss_inputs(s: Session) -> CheckResult | None:
-    """What the loss is fed: logits vs probabilities, class count, target shapes."""
+    """What the loss is fed: logits vs probabilities, class count, target shapes.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_loss_inputs(s).passed  # doctest: +SKIP
+        True
+    """
     loss_fn = s.need_loss()
     s.reset(train=False)
     with torch.no_grad():
@@ -328,7 +340,13 @@ def _nonfinite(t: torch.Tensor) -> tuple[int, int]:
 
 
 def run_finite(s: Session) -> CheckResult:
-    """Outputs, loss and gradients free of NaN/Inf; names the first module that went bad."""
+    """Outputs, loss and gradients free of NaN/Inf; names the first module that went bad.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_finite(s).passed  # doctest: +SKIP
+        True
+    """
     s.reset()
     bad_inputs = [(n, *_nonfinite(t)) for n, t in _named(s.batch) if any(_nonfinite(t))]
     if bad_inputs:
@@ -433,7 +451,13 @@ def _named(batch: Any) -> list[tuple[str, torch.Tensor]]:
 
 
 def run_gradient_flow(s: Session) -> CheckResult:
-    """Every trainable parameter gets a non-zero, finite gradient; names the dead ones."""
+    """Every trainable parameter gets a non-zero, finite gradient; names the dead ones.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_gradient_flow(s).passed  # doctest: +SKIP
+        True
+    """
     s.reset()
     loss = s.loss_of(s.batch)
     if not loss.requires_grad:
@@ -519,7 +543,13 @@ def _param_lrs(optimizer: Any) -> dict[int, float]:
 
 
 def run_parameters_update(s: Session) -> CheckResult:
-    """Every trainable parameter changes after one step; declared-frozen ones do not."""
+    """Every trainable parameter changes after one step; declared-frozen ones do not.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_parameters_update(s).passed  # doctest: +SKIP
+        True
+    """
     s.reset()
     opt = s.new_optimizer()
     watch = _StepWatch(opt, s.model)
@@ -618,7 +648,13 @@ def run_parameters_update(s: Session) -> CheckResult:
 
 
 def run_zero_grad(s: Session) -> CheckResult | None:
-    """A user ``train_step`` must clear the previous step's gradients before stepping."""
+    """A user ``train_step`` must clear the previous step's gradients before stepping.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_zero_grad(s).passed  # doctest: +SKIP
+        True
+    """
     if s.train_step is None:
         return None
     s.reset()
@@ -689,7 +725,13 @@ def _curve(points: list[tuple[int, float]], keep: int = 6) -> str:
 def run_loss_decreases(
     s: Session, *, steps: int = 5, shared: dict[str, Any] | None = None
 ) -> CheckResult:
-    """The loss on the batch goes down after ``steps`` optimizer steps."""
+    """The loss on the batch goes down after ``steps`` optimizer steps.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_loss_decreases(s).passed  # doctest: +SKIP
+        True
+    """
     if shared is not None:
         run = shared_run(s, **shared)
         before = run.start
@@ -809,6 +851,11 @@ def shared_run(s: Session, *, max_steps: int, fraction: float, record: int, snap
     """The overfit run on the fixed batch, made once per session.
 
     The loss-decrease, overfit and training-determinism checks share it.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> shared_run(s, max_steps=200, fraction=0.1, record=5, snapshot=3).ok  # doctest: +SKIP
+        True
     """
     key = ("fixed-batch run", max_steps, fraction, record, snapshot)
     if key not in s.cache:
@@ -826,7 +873,13 @@ def run_overfit_batch(
     fraction: float = 0.1,
     shared: dict[str, Any] | None = None,
 ) -> CheckResult:
-    """The loss on one small batch (or the ``batches`` stream) falls near zero within budget."""
+    """The loss on one small batch (or the ``batches`` stream) falls near zero within budget.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_overfit_batch(s).passed  # doctest: +SKIP
+        True
+    """
     stream = s.batches is not None
     if stream:
         run = _overfit(s, batch_stream(s.batches), max_steps, fraction)
@@ -906,7 +959,13 @@ def run_overfit_batch(
 
 
 def run_weight_symmetry(s: Session, *, steps: int = 3) -> CheckResult | None:
-    """Weight matrices whose units (rows) are all identical and stay identical when trained."""
+    """Weight matrices whose units (rows) are all identical and stay identical when trained.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_weight_symmetry(s).passed  # doctest: +SKIP
+        True
+    """
 
     def symmetric() -> list[str]:
         found = []
@@ -1030,7 +1089,13 @@ def _leaks(s: Session, n_examples: int) -> tuple[list[tuple[int, list[int], floa
 
 
 def run_batch_independence(s: Session) -> CheckResult | None:
-    """Output i must not depend on input j != i (checked with gradients)."""
+    """Output i must not depend on input j != i (checked with gradients).
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_batch_independence(s).passed  # doctest: +SKIP
+        True
+    """
     s.reset()
     with torch.no_grad(), s.fixed_rng():
         out = output_tensor(forward(s.model, s.inputs))
@@ -1153,7 +1218,13 @@ def _max_diff(a: Any, b: Any) -> float | None:
 
 
 def run_eval_determinism(s: Session) -> CheckResult:
-    """Two inference passes agree (eval mode, or the user's ``predict`` path)."""
+    """Two inference passes agree (eval mode, or the user's ``predict`` path).
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_eval_determinism(s).passed  # doctest: +SKIP
+        True
+    """
     if s.predict is not None:
         return _predict_determinism(s)
     s.reset(train=False)
@@ -1242,7 +1313,13 @@ def _train_k(s: Session, steps: int) -> dict[str, torch.Tensor]:
 def run_training_determinism(
     s: Session, *, steps: int = 3, shared: dict[str, Any] | None = None
 ) -> CheckResult:
-    """Two seeded runs of ``steps`` steps give bit-identical parameters."""
+    """Two seeded runs of ``steps`` steps give bit-identical parameters.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_training_determinism(s).passed  # doctest: +SKIP
+        True
+    """
     from mltest.repro import deterministic_mode
 
     cuda = s.device is not None and s.device.type == "cuda"
@@ -1301,6 +1378,11 @@ def compare_models(
     then one training step: the loss, the gradients and the parameters after
     the step. Dropout is switched off for the step, since devices draw
     different random numbers.
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> compare_models(s, other_model, batch, 'cuda', rtol=1e-3, atol=1e-5)  # doctest: +SKIP
+        []
     """
     problems: list[str] = []
     s.reset(train=False)
@@ -1377,7 +1459,13 @@ def compare_models(
 def run_device_parity(
     s: Session, *, devices: Sequence[str] = (), rtol: float = 1e-3, atol: float = 1e-5
 ) -> CheckResult | None:
-    """CPU and every other selected device agree within rtol/atol (forward + one step)."""
+    """CPU and every other selected device agree within rtol/atol (forward + one step).
+
+    Example:
+        >>> s = Session(model, batch, loss_fn, make_optimizer)  # doctest: +SKIP
+        >>> run_device_parity(s).passed  # doctest: +SKIP
+        True
+    """
     from mltest.devices import unavailable_reason
 
     here = s.device or torch.device("cpu")
