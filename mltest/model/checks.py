@@ -1196,7 +1196,15 @@ def _traced_forward(
     return out, trace
 
 
-def _max_diff(a: Any, b: Any) -> float | None:
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # arrays: elementwise ==
+        return repr(a) == repr(b)
+
+
+def _max_diff(a: Any, b: Any) -> float:
+    """Largest absolute difference between two outputs (inf when they differ in kind)."""
     ta, tb = tensors_in(a), tensors_in(b)
     if len(ta) != len(tb):
         return math.inf
@@ -1212,8 +1220,8 @@ def _max_diff(a: Any, b: Any) -> float | None:
         )
         if d.numel():
             worst = max(worst, float(d.max()))
-    if not ta:
-        return None if a == b else math.inf
+    if not ta:  # no tensors (labels as strings, numpy arrays): plain equality
+        return 0.0 if _same_value(a, b) else math.inf
     return worst
 
 
@@ -1242,7 +1250,7 @@ def run_eval_determinism(s: Session) -> CheckResult:
         "eval_determinism",
         False,
         f"randomness in forward: two forward passes in eval mode differ (max |diff| "
-        f"{fmt(diff or math.inf)}); first module whose output differs: {culprit}",
+        f"{fmt(diff)}); first module whose output differs: {culprit}",
         [
             "something draws random numbers even after model.eval(): torch.rand*/randn* in "
             "forward, F.dropout(x, training=True), noise not gated by self.training",
@@ -1289,8 +1297,7 @@ def _predict_determinism(s: Session) -> CheckResult:
         f"dropout left on at inference: {len(in_train)} dropout/batchnorm modules ran in "
         "training mode inside predict()"
         if in_train
-        else "predict() is not deterministic: two calls differ "
-        f"(max |diff| {fmt(diff or math.inf)})"
+        else f"predict() is not deterministic: two calls differ (max |diff| {fmt(diff)})"
     )
     return CheckResult(
         "eval_determinism",
@@ -1404,8 +1411,7 @@ def compare_models(
     if not close:
         culprit = _first_difference(trace_a, trace_b, rtol, atol) or "<root>"
         problems.append(
-            f"forward: outputs differ on {label} (max |diff| {fmt(diff or math.inf)}); "
-            f"first module: {culprit}"
+            f"forward: outputs differ on {label} (max |diff| {fmt(diff)}); first module: {culprit}"
         )
     if s.loss_fn is None or s.optimizer_factory is None:
         return problems

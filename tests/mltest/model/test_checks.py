@@ -201,6 +201,38 @@ def test_batchnorm_mixing_is_reported_as_intentional() -> None:
     )
 
 
+def test_predict_returning_plain_python_values() -> None:
+    import numpy as np
+    import torch
+    import zoo
+
+    from mltest.model import ModelCheckFailure, check_eval_determinism
+
+    names = ["a", "b", "c", "d"]
+
+    def predict_names(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
+        model.eval()
+        with torch.inference_mode():
+            return [names[i] for i in model(x).argmax(1).tolist()]
+
+    def predict_array(model: torch.nn.Module, x: torch.Tensor) -> object:
+        model.eval()
+        with torch.inference_mode():
+            return np.asarray(model(x).argmax(1))
+
+    x, _ = zoo.classification_data()
+    for predict in (predict_names, predict_array):
+        result = check_eval_determinism(zoo.MLP(dropout=0.5), x, predict=predict)
+        assert result is not None
+        assert result.passed, result.message()
+
+    def predict_noisy(model: torch.nn.Module, x: torch.Tensor) -> list[str]:
+        return [names[i] for i in model(x).argmax(1).tolist()]  # dropout on
+
+    with pytest.raises(ModelCheckFailure, match=r"dropout left on at inference"):
+        check_eval_determinism(zoo.MLP(dropout=0.5), x, predict=predict_noisy)
+
+
 def test_batch_of_one_is_not_applicable() -> None:
     import torch
 
