@@ -1,15 +1,42 @@
 """Shared set-up for the project's own tests.
 
-pytester's in-process runs restore ``sys.modules`` when they end, so a heavy
-extension module first imported inside an inner run is dropped afterwards and
-imported again by the next test, which torch and numpy do not survive
-("bad call flags", segfaults). Loading them once here, before any inner run,
-keeps them in the snapshot. Only the tests pay this, never the plugin.
+pytester's in-process runs restore ``sys.modules`` when they end, dropping
+every module first imported inside the inner run. Extension-heavy libraries do
+not survive being imported twice in one process: torch re-registers its C++
+operator libraries ("Only a single TORCH_LIBRARY can be used..."), numpy
+refuses to load its core again. So the snapshot keeps every module that does
+not come from the inner run's own temporary directory (libraries, mltest,
+reference_pipeline), and drops only the inner run's test and conftest modules,
+which is what the snapshot is for. The heavy libraries are also loaded once up
+front. Only the tests pay this, never the plugin.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
+import tempfile
+from collections.abc import Callable
+
+import _pytest.pytester as _pytester_module
+
+_TMP = tempfile.gettempdir()
+
+
+def _from_inner_run(name: str) -> bool:
+    path = getattr(sys.modules.get(name), "__file__", None) or ""
+    return path.startswith(_TMP)
+
+
+class _KeepLibrariesSnapshot(_pytester_module.SysModulesSnapshot):
+    def __init__(self, preserve: Callable[[str], bool] | None = None) -> None:
+        def keep(name: str) -> bool:
+            return not _from_inner_run(name) or bool(preserve and preserve(name))
+
+        super().__init__(preserve=keep)
+
+
+_pytester_module.SysModulesSnapshot = _KeepLibrariesSnapshot  # type: ignore[misc]
 
 for _name in ("numpy", "torch", "pandas"):
     if importlib.util.find_spec(_name) is not None:
