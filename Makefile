@@ -27,8 +27,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job: prepare -> baselines -> train -> evaluate (prints the table), then the
+# acceptance tests on the model it just trained (targets, behaviour, splits).
 run: venv
-	$(BIN)/python -m reference_pipeline run
+	$(BIN)/python -m reference_pipeline run --out artifacts
+	PIPELINE_ARTIFACTS=artifacts $(BIN)/python -m pytest --ml tests/pipeline/acceptance \
+		-p no:cacheprovider --ml-report artifacts/mltest-report.json
 
 test: venv
 	$(BIN)/python -m coverage erase
