@@ -107,8 +107,11 @@ class TrainConfig:
     epochs: int = 12
     # Examples per optimiser step (per process under DDP).
     batch_size: int = 64
-    # AdamW learning rate.
+    # AdamW learning rate (the peak, with a schedule).
     lr: float = 0.03
+    # "constant", or "linear": decay per step from lr to 0 at the last of `epochs`
+    # (computed from the step number, so resuming needs no scheduler state).
+    lr_schedule: str = "constant"
     # AdamW decoupled weight decay.
     weight_decay: float = 0.0
     # Stop after this many epochs without a better validation macro-F1.

@@ -400,6 +400,22 @@ def _autocast(device: torch.device, amp: bool) -> tuple[Any, torch.amp.GradScale
     return contextlib.nullcontext, None
 
 
+def _learning_rate(cfg: Any, epoch: int, step: int, steps: int) -> float:
+    """The learning rate of ``step`` (0-based) in ``epoch`` (1-based) under ``cfg.lr_schedule``.
+
+    Example:
+        >>> from reference_pipeline.config import TrainConfig
+        >>> _learning_rate(TrainConfig(lr=1.0, epochs=2, lr_schedule="linear"), 2, 0, 4)
+        0.5
+    """
+    if cfg.lr_schedule == "constant":
+        return float(cfg.lr)
+    if cfg.lr_schedule == "linear":
+        done = (epoch - 1) * steps + step
+        return float(cfg.lr) * max(0.0, 1.0 - done / max(cfg.epochs * steps, 1))
+    raise TrainError(f"train.lr_schedule {cfg.lr_schedule!r}: use 'constant' or 'linear'")
+
+
 def _check_frame(df: pd.DataFrame, name: str) -> None:
     for column in ("text", "tag"):
         if column not in df.columns:
@@ -470,6 +486,7 @@ def _train(
     _check_frame(val_df, "validation")
     if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.patience < 1:
         raise TrainError("train.batch_size, train.epochs and train.patience must be >= 1")
+    _learning_rate(cfg, 1, 0, 1)  # an unknown schedule fails before any work
     info, dev = _init_distributed(select_device(device or cfg.device))
 
     # Phase 1: labels and features, encoded once.
@@ -558,7 +575,9 @@ def _train(
             )
             bar.start_epoch(epoch, len(batches))
             loss_sum, seen = 0.0, 0
-            for batch in batches:
+            for step, batch in enumerate(batches):
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(cfg, epoch, step, len(batches))
                 ids, offsets = collate([x_train[i] for i in batch.tolist()])
                 ids, offsets = ids.to(dev, non_blocking=True), offsets.to(dev, non_blocking=True)
                 target = y_train[batch].to(dev, non_blocking=True)

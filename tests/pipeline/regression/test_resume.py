@@ -100,41 +100,47 @@ def test_resume_refuses_a_checkpoint_from_other_data(
         train(small_params(epochs=EPOCHS), other_train, small_splits.val, tmp_path, resume=True)
 
 
+#: Epochs of the killed run: long enough (tiny epochs, no early stop) that the
+#: kill, sent as soon as the first checkpoint appears, lands well before the end.
+KILL_EPOCHS = 40
+
+
 def test_killed_process_resumes_to_the_same_weights(
-    uninterrupted, small_split_dir, tmp_path, small_params
+    small_splits, small_split_dir, tmp_path, small_params
 ):
-    # Enough epochs that the kill lands mid-run; resume then runs only EPOCHS.
-    params = tmp_path / "params.yaml"
-    params.write_text(json.dumps(small_params(epochs=EPOCHS).to_dict()), encoding="utf-8")
+    params = small_params(epochs=KILL_EPOCHS, patience=KILL_EPOCHS)
+    reference = tmp_path / "uninterrupted"
+    train(params, small_splits.train, small_splits.val, reference, progress=False)
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(json.dumps(params.to_dict()), encoding="utf-8")
+    out = tmp_path / "killed"
     cmd = [
         sys.executable,
         "-m",
         "reference_pipeline.train",
         "--params",
-        str(params),
+        str(params_file),
         "--data-dir",
         str(small_split_dir),
         "--out",
-        str(tmp_path),
+        str(out),
         "--no-progress",
     ]
-    # Slow the doomed run down (many tiny batches) so SIGKILL lands before it ends.
-    proc = subprocess.Popen([*cmd, "--set", "train.epochs=1000"], stderr=subprocess.PIPE)
-    ckpt = tmp_path / CHECKPOINT
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    ckpt = out / CHECKPOINT
     deadline = time.monotonic() + 60
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
     state = torch.load(ckpt, weights_only=True)
-    assert not state["finished"]
-    assert not (tmp_path / "model.pt").exists()
-    # Resume with the original epoch budget: the config differs only in epochs.
+    assert not state["finished"], f"the kill landed after the last epoch ({state['epoch']})"
+    assert not (out / "model.pt").exists()
+
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    if state["epoch"] >= EPOCHS:  # pragma: no cover - the kill landed late; rerun to cover
-        pytest.fail(f"the kill landed after epoch {state['epoch']}; the test needs a faster kill")
-    assert summary["epochs_run"] == EPOCHS
-    assert_bit_identical(weights(tmp_path), weights(uninterrupted))
+    assert summary["epochs_run"] == KILL_EPOCHS
+    assert_bit_identical(weights(out), weights(reference))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,23 @@ def test_atomic_save_leaves_no_partial_file(tmp_path: Path):
     # The old checkpoint is intact and no temp file is left behind.
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_linear_schedule_decays_to_zero_over_the_epochs():
+    from reference_pipeline.config import TrainConfig
+
+    cfg = TrainConfig(lr=0.1, epochs=2, lr_schedule="linear")
+    rates = [train_mod._learning_rate(cfg, e, s, 5) for e in (1, 2) for s in range(5)]
+    assert rates[0] == pytest.approx(0.1)
+    assert rates[-1] == pytest.approx(0.01)
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    constant = TrainConfig(lr=0.1, epochs=2)
+    assert {train_mod._learning_rate(constant, e, s, 5) for e in (1, 2) for s in range(5)} == {0.1}
+
+
+def test_unknown_schedule_is_a_clear_error():
+    from reference_pipeline.config import TrainConfig
+
+    message = r"^train\.lr_schedule 'cosine': use 'constant' or 'linear'$"
+    with pytest.raises(TrainError, match=message):
+        train_mod._learning_rate(TrainConfig(lr_schedule="cosine"), 1, 0, 1)
