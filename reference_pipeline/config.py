@@ -108,10 +108,10 @@ class TrainConfig:
     # Examples per optimiser step (per process under DDP).
     batch_size: int = 64
     # AdamW learning rate (the peak, with a schedule).
-    lr: float = 0.03
+    lr: float = 0.06
     # "constant", or "linear": decay per step from lr to 0 at the last of `epochs`
     # (computed from the step number, so resuming needs no scheduler state).
-    lr_schedule: str = "constant"
+    lr_schedule: str = "linear"
     # AdamW decoupled weight decay.
     weight_decay: float = 0.0
     # Stop after this many epochs without a better validation macro-F1.

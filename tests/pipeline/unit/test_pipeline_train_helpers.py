@@ -92,7 +92,7 @@ def test_linear_schedule_decays_to_zero_over_the_epochs():
     assert rates[0] == pytest.approx(0.1)
     assert rates[-1] == pytest.approx(0.01)
     assert all(a > b for a, b in itertools.pairwise(rates))
-    constant = TrainConfig(lr=0.1, epochs=2)
+    constant = TrainConfig(lr=0.1, epochs=2, lr_schedule="constant")
     assert {train_mod._learning_rate(constant, e, s, 5) for e in (1, 2) for s in range(5)} == {0.1}
 
 
