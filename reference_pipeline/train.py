@@ -32,6 +32,7 @@ import random
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -542,6 +543,13 @@ def _train(
                 f"{ckpt_path}: checkpoint has different model settings "
                 f"({ckpt['model_args']} vs {model_args}); train without resume"
             )
+        changed = _changed_settings(ckpt.get("config", {}).get("train", {}), params)
+        if changed:
+            warnings.warn(
+                f"{ckpt_path}: resuming with changed train settings ({', '.join(changed)}); "
+                "the result will differ from an uninterrupted run",
+                stacklevel=3,
+            )
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         if scaler is not None and ckpt.get("scaler_state"):
@@ -681,6 +689,20 @@ def _train(
         world_size=info.world_size,
         best_epoch=best_epoch,
     )
+
+
+#: Train settings that may change between a run and its resume without changing the result.
+_RESUME_NEUTRAL = frozenset({"device", "dvclive", "num_threads"})
+
+
+def _changed_settings(saved: dict[str, Any], params: Params) -> list[str]:
+    """``train.*`` settings that differ from the checkpoint's, as ``key: old -> new``."""
+    current = params.to_dict()["train"]
+    return [
+        f"train.{key}: {saved[key]!r} -> {value!r}"
+        for key, value in current.items()
+        if key in saved and saved[key] != value and key not in _RESUME_NEUTRAL
+    ]
 
 
 def _gather_rng(info: _Dist) -> list[dict[str, Any]]:

@@ -144,3 +144,12 @@ def test_killed_process_resumes_to_the_same_weights(
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["epochs_run"] == KILL_EPOCHS
     assert_bit_identical(weights(out), weights(reference))
+
+
+def test_resume_with_changed_settings_warns(small_params, small_splits, tmp_path):
+    data = (small_splits.train, small_splits.val, tmp_path)
+    train(small_params(epochs=3), *data, progress=False, stop_after=1)
+    with pytest.warns(
+        UserWarning, match=r"resuming with changed train settings \(train\.lr: 0\.05 -> 0\.01\)"
+    ):
+        train(small_params(epochs=3, lr=0.01), *data, progress=False, resume=True)
