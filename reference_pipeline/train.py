@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from reference_pipeline.config import Params, load_params
+from reference_pipeline.config import Params, TrainConfig, load_params
 from reference_pipeline.data import (
     LabelEncoder,
     _default_mode,
@@ -401,7 +401,7 @@ def _autocast(device: torch.device, amp: bool) -> tuple[Any, torch.amp.GradScale
     return contextlib.nullcontext, None
 
 
-def _learning_rate(cfg: Any, epoch: int, step: int, steps: int) -> float:
+def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
     """The learning rate of ``step`` (0-based) in ``epoch`` (1-based) under ``cfg.lr_schedule``.
 
     Example:
