@@ -1,6 +1,7 @@
 """Benchmark: the neural classifier vs the TF-IDF baseline on the BBC News test split.
 
-Run: ``.venv/bin/python benchmarks/training.py [--params params.yaml] [--seeds 42,1,2]``
+Run: ``.venv/bin/python benchmarks/training.py [--params params.yaml] [--seeds 42,1,2]
+[--set data.dedupe_titles=true]``
 
 For each training seed, on the split ``params.yaml`` defines (seeded,
 stratified, after cleaning and de-duplication), in this process:
@@ -92,12 +93,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--seeds", default="", help="training seeds, comma-separated")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
-    params = load_params(args.params, {"train.dvclive": False})
+    overrides: dict[str, object] = dict(item.split("=", 1) for item in args.set)
+    params = load_params(args.params, {**overrides, "train.dvclive": False})
     seeds = [int(s) for s in args.seeds.split(",") if s] or [params.train.seed]
     cfg = params.data
-    df = subsample(clean(load_dataset(cfg.source), lowercase=cfg.lowercase), cfg.max_rows_per_label)
+    raw = load_dataset(cfg.source)
+    df = clean(raw, lowercase=cfg.lowercase, dedupe_titles=cfg.dedupe_titles)
+    df = subsample(df, cfg.max_rows_per_label)
     splits = split(
         df,
         val_size=cfg.val_size,

@@ -56,6 +56,11 @@ class DataConfig:
     source: str | None = None
     # Lowercase the text during cleaning (the hashed features are case-sensitive).
     lowercase: bool = True
+    # Also drop rows whose title (words only, case and punctuation ignored)
+    # repeats an earlier row's. BBC News has 29 re-published stories (same title,
+    # lightly edited text) that exact de-duplication keeps and that then leak
+    # across the splits.
+    dedupe_titles: bool = False
     # Fraction of each label's rows that go to the validation split.
     val_size: float = 0.15
     # Fraction of each label's rows that go to the test split.

@@ -177,6 +177,7 @@ def load_dataset(source: str | Path | None = None) -> pd.DataFrame:
 _URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|www\.)\S+", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
+_NON_WORD = re.compile(r"[\W_]+")
 
 
 def clean_text(text: str, *, lowercase: bool = True) -> str:
@@ -207,7 +208,7 @@ def _row_name(df: pd.DataFrame, index: Any) -> str:
     return f"{source}: row {index} (line {int(index) + 2})"
 
 
-def clean(df: pd.DataFrame, lowercase: bool = True) -> pd.DataFrame:
+def clean(df: pd.DataFrame, lowercase: bool = True, *, dedupe_titles: bool = False) -> pd.DataFrame:
     """Clean title and description, add ``text``, drop exact duplicates.
 
     ``text`` is the cleaned title and description joined by a space. Rows whose
@@ -216,6 +217,10 @@ def clean(df: pd.DataFrame, lowercase: bool = True) -> pd.DataFrame:
     Args:
         df: Raw rows with the columns title, description, tag.
         lowercase: Lowercase the text.
+        dedupe_titles: Also drop rows whose title repeats an earlier row's,
+            compared by words only, case and punctuation ignored (first kept):
+            re-published stories with lightly edited text would otherwise
+            straddle the splits and leak.
 
     Raises:
         DataError: A column is missing, or a row has an empty text or tag.
@@ -246,6 +251,10 @@ def clean(df: pd.DataFrame, lowercase: bool = True) -> pd.DataFrame:
             f"after cleaning ({len(empty_text)} such rows)"
         )
     out = out.drop_duplicates(subset=["text", "tag"], keep="first")
+    if dedupe_titles:
+        # Compare titles by their words only: "$100m share" repeats "$100m-share".
+        key = out["title"].map(lambda t: _NON_WORD.sub(" ", t.lower()).strip())
+        out = out[~((key != "") & key.duplicated(keep="first"))]
     out.attrs["source"] = source
     return out
 
@@ -537,7 +546,7 @@ def prepare(params: Params, out_dir: str | Path) -> dict[str, Any]:
     """
     cfg = params.data
     raw = load_dataset(cfg.source)
-    df = clean(raw, lowercase=cfg.lowercase)
+    df = clean(raw, lowercase=cfg.lowercase, dedupe_titles=cfg.dedupe_titles)
     df = subsample(df, cfg.max_rows_per_label, seed=cfg.seed)
     splits = split(
         df,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mltest.data import check_no_leakage, check_stratification
 from reference_pipeline.config import Params
 from reference_pipeline.data import (
     BBC_SOURCE,
@@ -151,6 +152,23 @@ def test_empty_tag_names_the_row(tmp_path):
         clean(load_dataset(path))
 
 
+def test_repeated_titles_are_dropped_on_request():
+    df = frame([("Same", "first text", "x"), ("same", "edited text", "x"), ("Other", "t", "y")])
+    assert len(clean(df)) == 3
+    out = clean(df, dedupe_titles=True)
+    assert out[["title", "description"]].to_dict("records") == [
+        {"title": "same", "description": "first text"},
+        {"title": "other", "description": "t"},
+    ]
+
+
+def test_bbc_without_repeated_titles_has_no_title_leakage(bbc_raw):
+    df = clean(bbc_raw, dedupe_titles=True)
+    assert len(df) == 2095  # 29 re-published stories fewer than exact de-duplication
+    s = split(df, val_size=0.15, test_size=0.15, seed=42)
+    check_no_leakage({"train": s.train, "val": s.val, "test": s.test}, ["title"])
+
+
 def test_bbc_duplicates_are_dropped(bbc_raw):
     out = clean(bbc_raw)
     assert len(out) == 2124  # the corpus repeats 101 articles verbatim
@@ -176,10 +194,7 @@ def test_split_sizes_and_partition():
 
 def test_split_is_stratified(bbc_raw):
     s = split(clean(bbc_raw), val_size=0.15, test_size=0.15, seed=42)
-    whole = clean(bbc_raw)["tag"].value_counts(normalize=True)
-    for part in (s.train, s.val, s.test):
-        share = part["tag"].value_counts(normalize=True)
-        assert (share - whole).abs().max() < 0.01, share.to_dict()
+    check_stratification({"train": s.train, "val": s.val, "test": s.test}, "tag", tolerance=0.01)
 
 
 def test_split_is_stable_for_a_seed_and_changes_with_it():
