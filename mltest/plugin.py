@@ -25,6 +25,8 @@ from mltest import report as _report
 from mltest import repro as _repro
 
 if TYPE_CHECKING:
+    from _pytest.nodes import Node as _Node
+
     from mltest.baselines import MetricBaseline
 
 # Option names, importable by tests (as in hypothesis' plugin).
@@ -149,10 +151,11 @@ class _Settings:
 
 
 _settings_key = pytest.StashKey[_Settings]()
-_record_key = pytest.StashKey[_report.TestRecord]()
 _names_key = pytest.StashKey[list[str]]()  # the test's marker names, for the report
 _is_ml_key = pytest.StashKey[bool]()  # ML kind marker, or uses the device fixture
 _cuda_limit_key = pytest.StashKey[int]()  # bytes, from limit_cuda_memory
+_records_key = pytest.StashKey["_TestRecords"]()
+_seed_key = pytest.StashKey[int]()
 
 
 def _resolve_seed(config: pytest.Config, value: int | str | None) -> int:
@@ -220,25 +223,121 @@ def pytest_configure(config: pytest.Config) -> None:
         is_worker=is_worker,
         session=_report.SessionReport(seed=seed, devices=device_names, ml_enabled=ml),
     )
-    if not is_worker:
-        config.pluginmanager.register(_ResultCollector(settings.session), "mltest-results")
+    eager = settings.report_path is not None or bool(os.environ.get("GITHUB_STEP_SUMMARY"))
+    records = _TestRecords(settings, eager=eager)
+    config.stash[_records_key] = records
+    config.pluginmanager.register(records, "mltest-records")
 
 
-class _ResultCollector:
-    """Controller side: takes each finished test's record into the session report.
+class _TestRecords:
+    """One per config: the records of the tests this process runs.
 
-    A plugin object rather than a module-level hook, so that a pytest run
+    On the controller, finished records go into the session report. A plugin
+    object rather than module-level hooks and globals, so that a pytest run
     started in-process (pytester) keeps its results apart from the outer run.
+
+    Records cost time per test, so a test gets one only when it is needed:
+    at setup for ML tests when a JSON or Markdown report is being written
+    (they are all listed there), otherwise the first time the test records
+    something. Phases that did not pass before then are kept aside so the
+    outcome is still right.
     """
 
-    def __init__(self, session: _report.SessionReport) -> None:
-        self.session = session
+    def __init__(self, settings: _Settings, *, eager: bool) -> None:
+        self.settings = settings
+        self.eager = eager
+        self.running: dict[str, _report.TestRecord] = {}
+        self.started: set[str] = set()
+        self.early: dict[str, list[tuple[str | None, float, str | None]]] = {}
 
+    def open(self, item: pytest.Item) -> _report.TestRecord:
+        """The record of ``item``, created on first use."""
+        record = self.running.get(item.nodeid)
+        if record is None:
+            record = self.running[item.nodeid] = _report.TestRecord(
+                nodeid=item.nodeid,
+                seed=item.stash.get(_seed_key, None),
+                markers=item.stash.get(_names_key, []),
+                is_ml=item.stash.get(_is_ml_key, False),
+            )
+            for phase in self.early.pop(item.nodeid, ()):
+                record.add_phase(*phase)
+        return record
+
+    def start(self, item: pytest.Item) -> None:
+        """Setup: make the test current in mltest.report, with or without a record."""
+        self.started.add(item.nodeid)
+        if self.eager and item.stash.get(_is_ml_key, False):
+            _report._push(self.open(item))
+        else:
+            _report._push(None, lambda: self.open(item))
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Workers' reports arrive here too under xdist; only teardowns carry a record."""
-        test = getattr(report, "mltest", None)
-        if test is not None:
-            self.session.add(test)
+        """Fold each phase into the test's record; ship it with the teardown report.
+
+        tryfirst: under xdist the worker serialises the report in its own
+        logreport hook, so the record must be attached before that. The record
+        travels as a plain dict attribute, which xdist carries to the
+        controller.
+        """
+        nodeid = report.nodeid
+        record = self.running.get(nodeid)
+        when = report.when
+        if (
+            record is None
+            and when != "teardown"
+            and report.outcome == "passed"
+            and not hasattr(report, "wasxfail")
+        ):
+            return  # the common case: nothing recorded yet, nothing to remember
+        outcome = None
+        if report.outcome != "passed" or when == "call" or hasattr(report, "wasxfail"):
+            outcome = _phase_outcome(report)
+        skip_reason = None
+        if report.skipped and isinstance(report.longrepr, tuple):
+            skip_reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if record is not None:
+            record.add_phase(outcome, report.duration, skip_reason)
+        elif outcome not in (None, "passed"):
+            self.early.setdefault(nodeid, []).append((outcome, report.duration, skip_reason))
+        if when != "teardown":
+            return
+        if nodeid in self.started:
+            self.started.discard(nodeid)
+            _report._pop()
+        self.early.pop(nodeid, None)
+        if record is not None:
+            del self.running[nodeid]
+            if record.has_content() or (self.eager and record.is_ml):
+                report.mltest = record.to_dict()  # type: ignore[attr-defined]
+        if not self.settings.is_worker:
+            test = getattr(report, "mltest", None)
+            if test is not None:
+                self.settings.session.add(test)
+
+
+class _CudaMemoryLimit:
+    """Registered only when a collected test carries ``limit_cuda_memory``."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Fail the test when its peak CUDA memory exceeds the mark's limit."""
+        limit = item.stash.get(_cuda_limit_key, None)
+        result = yield
+        if limit is not None:
+            import torch
+
+            peak = int(torch.cuda.max_memory_allocated())
+            _report.record_metric("cuda_peak_bytes", peak)
+            if peak > limit:
+                pytest.fail(
+                    f"peak CUDA memory {_devices.format_size(peak)} exceeds the limit of "
+                    f"{_devices.format_size(limit)} "
+                    f"[torch.cuda.max_memory_allocated() = {peak} bytes]",
+                    pytrace=False,
+                )
+        return result
 
 
 class _XdistHooks:
@@ -293,8 +392,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_ml = pytest.mark.skip(reason=SKIP_REASON_NO_ML)
     inferred: dict[Path, str | None] = {}
     absent: dict[str, str | None] = {}
+    inherited: dict[_Node, frozenset[str]] = {}
     for item in items:
-        names = {m.name for m in item.iter_markers()}
+        names = {m.name for m in item.own_markers}
+        if item.parent is not None:
+            names |= _marker_names(item.parent, inherited)
         if not names.intersection(_markers.TAXONOMY):
             path = item.path
             if path not in inferred:
@@ -316,12 +418,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             mark = item.get_closest_marker("limit_cuda_memory")
             assert mark is not None
             item.stash[_cuda_limit_key] = _cuda_memory_limit(item, mark)  # fails fast if bad
+            if not config.pluginmanager.has_plugin("mltest-cuda-memory"):
+                config.pluginmanager.register(_CudaMemoryLimit(), "mltest-cuda-memory")
         for device_name in names.intersection(_markers.DEVICE_MARKERS):
             if device_name not in absent:  # probing imports torch: once per device
                 absent[device_name] = _devices.unavailable_reason(device_name)
             reason = absent[device_name]
             if reason is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _marker_names(node: _Node, cache: dict[_Node, frozenset[str]]) -> frozenset[str]:
+    """Names of the markers on ``node`` and its parents (``iter_markers``, cached per node).
+
+    Thousands of tests share a few modules and classes: walking each test's
+    chain of parents again, as ``iter_markers`` does, is most of the plugin's
+    collection cost.
+    """
+    names = cache.get(node)
+    if names is None:
+        own = frozenset(m.name for m in node.own_markers)
+        names = own if node.parent is None else own | _marker_names(node.parent, cache)
+        cache[node] = names
+    return names
 
 
 # Markers that say how a test is run, not what it is: left out of the report.
@@ -353,13 +472,12 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 # ---------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Seed the test, open its record, and skip it when its device is absent."""
     settings = item.config.stash[_settings_key]
-    seed = _repro.derive_seed(settings.seed, item.nodeid)
-    record = _record_for(item)
-    record.seed = seed
-    _report._push(record)
+    seed = item.stash[_seed_key] = _repro.derive_seed(settings.seed, item.nodeid)
+    item.config.stash[_records_key].start(item)
     _repro.seed_everything(seed)
     if _cuda_limit_key in item.stash:
         reason = _devices.unavailable_reason("cuda")
@@ -379,58 +497,6 @@ def _cuda_memory_limit(item: pytest.Item, mark: pytest.Mark) -> int:
         return _devices.parse_size(args[0])
     except ValueError as exc:
         raise pytest.UsageError(f"{item.nodeid}: limit_cuda_memory: {exc}") from None
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Enforce ``limit_cuda_memory`` around the test body."""
-    limit = item.stash.get(_cuda_limit_key, None)
-    result = yield
-    if limit is not None:
-        import torch
-
-        peak = int(torch.cuda.max_memory_allocated())
-        _report.record_metric("cuda_peak_bytes", peak)
-        if peak > limit:
-            pytest.fail(
-                f"peak CUDA memory {_devices.format_size(peak)} exceeds the limit of "
-                f"{_devices.format_size(limit)} [torch.cuda.max_memory_allocated() = {peak} bytes]",
-                pytrace=False,
-            )
-    return result
-
-
-def _record_for(item: pytest.Item) -> _report.TestRecord:
-    record = item.stash.get(_record_key, None)
-    if record is None:
-        record = item.stash[_record_key] = _report.TestRecord(
-            nodeid=item.nodeid, markers=item.stash.get(_names_key, [])
-        )
-    return record
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Fold each phase into the test's record; ship it with the teardown report.
-
-    Outermost wrapper (tryfirst), so it sees the report after xfail handling.
-    The record travels as a plain dict attribute, which pytest-xdist
-    serialises with the report, so the controller sees workers' records.
-    Only ML tests and tests that recorded something are shipped.
-    """
-    rep = yield
-    record = _record_for(item)
-    skip_reason = None
-    if rep.skipped and isinstance(rep.longrepr, tuple):
-        skip_reason = str(rep.longrepr[2]).removeprefix("Skipped: ")
-    record.add_phase(_phase_outcome(rep), rep.duration, skip_reason)
-    if call.when == "teardown":
-        _report._pop(record)
-        if item.stash.get(_is_ml_key, False) or record.has_content():
-            rep.mltest = record.to_dict()  # type: ignore[attr-defined]
-    return rep
 
 
 def _phase_outcome(report: pytest.TestReport) -> str | None:
@@ -501,10 +567,10 @@ def ml_seed(request: pytest.FixtureRequest) -> int:
         ...     a = split(df, seed=ml_seed)
         ...     assert a.equals(split(df, seed=ml_seed))
     """
-    record: _report.TestRecord | None = request.node.stash.get(_record_key, None)
-    if record is None or record.seed is None:  # pragma: no cover - setup always sets it
-        return _repro.derive_seed(request.config.stash[_settings_key].seed, request.node.nodeid)
-    return record.seed
+    seed: int | None = request.node.stash.get(_seed_key, None)
+    if seed is None:  # pragma: no cover - setup always sets it
+        seed = _repro.derive_seed(request.config.stash[_settings_key].seed, request.node.nodeid)
+    return seed
 
 
 @pytest.fixture
@@ -552,7 +618,7 @@ def ml_record(request: pytest.FixtureRequest) -> _report.Recorder:
         ...     ml_record.metric("macro_f1", 0.973)
         ...     ml_record.artifact("confusion", "artifacts/confusion.png")
     """
-    return _report.Recorder(_record_for(request.node))
+    return _report.Recorder(request.config.stash[_records_key].open(request.node))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,7 @@ class TestRecord:
     nodeid: str
     seed: int | None = None
     markers: list[str] = field(default_factory=list)
+    is_ml: bool = False  # an ML test: reported even when it recorded nothing
     outcome: str | None = None  # passed, failed, skipped, error, xfailed, xpassed
     duration_s: float = 0.0
     skip_reason: str | None = None
@@ -192,27 +193,34 @@ class TestRecord:
         }
 
 
+# The running test: its record, or a function that creates the record the first
+# time something is recorded (most tests record nothing, and then pay nothing).
 _current: TestRecord | None = None
-# Records of enclosing tests: a test that runs pytest in-process (pytester)
-# gets its own record back when the inner session's test ends.
-_stack: list[TestRecord | None] = []
+_opener: Callable[[], TestRecord] | None = None
+# Enclosing tests: a test that runs pytest in-process (pytester) gets its own
+# record back when the inner session's test ends.
+_stack: list[tuple[TestRecord | None, Callable[[], TestRecord] | None]] = []
 
 
 def current_record() -> TestRecord | None:
     """Return the record of the test now running, or None outside a test."""
+    global _current
+    if _current is None and _opener is not None:
+        _current = _opener()
     return _current
 
 
-def _push(record: TestRecord) -> None:
-    global _current
-    _stack.append(_current)
-    _current = record
+def _push(record: TestRecord | None, opener: Callable[[], TestRecord] | None = None) -> None:
+    """Make a test current: its record, or how to create it on first use."""
+    global _current, _opener
+    _stack.append((_current, _opener))
+    _current, _opener = record, opener
 
 
-def _pop(record: TestRecord) -> None:
-    global _current
-    if _current is record and _stack:
-        _current = _stack.pop()
+def _pop() -> None:
+    """The current test has ended: the enclosing one (if any) is current again."""
+    global _current, _opener
+    _current, _opener = _stack.pop() if _stack else (None, None)
 
 
 def record_check(
@@ -245,7 +253,7 @@ def record_check(
         ...              headline="3 rows of test also in train",
         ...              metrics={"leaked": 3}, examples=[{"row": 7, "text": "..."}])
     """
-    record = _current
+    record = current_record()
     if record is None:
         return
     kept = (
@@ -272,8 +280,9 @@ def record_metric(name: str, value: Any) -> None:
     Example:
         >>> record_metric("macro_f1", 0.973)
     """
-    if _current is not None:
-        _current.metrics[name] = jsonable(value)
+    record = current_record()
+    if record is not None:
+        record.metrics[name] = jsonable(value)
 
 
 def record_artifact(name: str, path: str | os.PathLike[str]) -> None:
@@ -282,8 +291,9 @@ def record_artifact(name: str, path: str | os.PathLike[str]) -> None:
     Example:
         >>> record_artifact("confusion_matrix", "artifacts/confusion.png")
     """
-    if _current is not None:
-        _current.artifacts[name] = os.fspath(path)
+    record = current_record()
+    if record is not None:
+        record.artifacts[name] = os.fspath(path)
 
 
 # --------------------------------------------------------------------------
@@ -301,9 +311,9 @@ class SessionReport:
     environment: dict[str, Any] = field(default_factory=dict)
     tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, test: Mapping[str, Any]) -> None:
+    def add(self, test: dict[str, Any]) -> None:
         """Add one finished test, in the form of :meth:`TestRecord.to_dict`."""
-        self.tests[test["nodeid"]] = dict(test)
+        self.tests[test["nodeid"]] = test
 
     # -- queries ---------------------------------------------------------
 

@@ -282,3 +282,40 @@ def test_xfail_outcomes(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--ml", "--ml-report", "r.json").assert_outcomes(xfailed=1)
     data = json.loads((pytester.path / "r.json").read_text())
     assert data["tests"][0]["outcome"] == "xfailed"
+
+
+def test_record_opened_late_keeps_the_earlier_failure(pytester: pytest.Pytester) -> None:
+    """A test that records only in teardown still reports its failed call."""
+    pytester.makepyfile(
+        """
+        import pytest
+        from mltest.report import record_metric
+
+        @pytest.fixture
+        def late():
+            yield
+            record_metric("late", 1)
+
+        def test_fails(late):
+            assert False
+        """
+    )
+    pytester.runpytest("--ml-report", "r.json").assert_outcomes(failed=1)
+    data = json.loads((pytester.path / "r.json").read_text())
+    (test,) = data["tests"]
+    assert (test["outcome"], test["metrics"]) == ("failed", {"late": 1})
+    assert test["seed"] is not None
+
+
+def test_terminal_section_without_a_report_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest("--ml")
+    result.stdout.fnmatch_lines(
+        [
+            "*= mltest =*",
+            "checks  behavioral: 2 passed, 1 failed; model: 1 passed, 1 failed",
+            "failed checks:",
+            "  model/overfit_batch in test_suite.py::test_overfit: loss stayed at 1.6",
+        ]
+    )
+    result.stdout.no_fnmatch_line("report written to*")
