@@ -151,7 +151,7 @@ class _Settings:
 
 
 _settings_key = pytest.StashKey[_Settings]()
-_names_key = pytest.StashKey[list[str]]()  # the test's marker names, for the report
+_names_key = pytest.StashKey[set[str]]()  # the test's marker names, for the report
 _is_ml_key = pytest.StashKey[bool]()  # ML kind marker, or uses the device fixture
 _cuda_limit_key = pytest.StashKey[int]()  # bytes, from limit_cuda_memory
 _records_key = pytest.StashKey["_TestRecords"]()
@@ -257,7 +257,7 @@ class _TestRecords:
             record = self.running[item.nodeid] = _report.TestRecord(
                 nodeid=item.nodeid,
                 seed=item.stash.get(_seed_key, None),
-                markers=item.stash.get(_names_key, []),
+                markers=sorted(item.stash.get(_names_key, set()) - _NOT_REPORTED),
                 is_ml=item.stash.get(_is_ml_key, False),
             )
             for phase in self.early.pop(item.nodeid, ()):
@@ -412,8 +412,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         is_ml = bool(names.intersection(_markers.ML_KINDS))
         if not settings.ml and is_ml:
             item.add_marker(skip_ml)
-        item.stash[_is_ml_key] = is_ml or "device" in getattr(item, "fixturenames", ())
-        item.stash[_names_key] = sorted(names - _NOT_REPORTED)
+        if is_ml or "device" in getattr(item, "fixturenames", ()):
+            item.stash[_is_ml_key] = True
+        item.stash[_names_key] = names
         if "limit_cuda_memory" in names:
             mark = item.get_closest_marker("limit_cuda_memory")
             assert mark is not None
