@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mltest.errors import MLCheckFailure, MLUsageError
-from mltest.report import record_check
+from mltest.report import record_check, write_json_atomic
 
 __all__ = ["MetricBaseline", "baseline_path"]
 
@@ -136,14 +134,4 @@ class MetricBaseline:
         """Write updated baselines atomically (only in update mode)."""
         if not self._updated:
             return
-        merged = {**self._stored, **self._updated}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".baseline.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(merged, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(self.path, dict(sorted({**self._stored, **self._updated}.items())))

@@ -20,10 +20,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +32,12 @@ __all__ = [
     "SessionReport",
     "TestRecord",
     "current_record",
+    "format_table",
     "jsonable",
     "record_artifact",
     "record_check",
     "record_metric",
+    "write_json_atomic",
 ]
 
 REPORT_SCHEMA = "mltest-report/1"
@@ -355,22 +355,8 @@ class SessionReport:
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
-        """Write the JSON report atomically (temp file, then rename).
-
-        A crash while writing leaves any previous report intact.
-        """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, indent=2, sort_keys=False)
-                fh.write("\n")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        """Write the JSON report atomically; a crash leaves any previous report intact."""
+        return write_json_atomic(path, self.to_json())
 
     # -- terminal --------------------------------------------------------
 
@@ -481,13 +467,66 @@ def _group_tables(checks: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
             [*row, str(c), str(f), f"{(f / c if c else 0.0):.1%}"]
             for row, (c, f) in sorted(rows.items())
         ]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         lines.append(f"{kind}:")
-        for r in [header, *body]:
-            lines.append(
-                "  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip()
-            )
+        lines.extend(format_table(header, body, indent="  "))
     return lines
+
+
+def format_table(
+    header: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    *,
+    limit: int | None = None,
+    indent: str = "",
+) -> list[str]:
+    """Format rows as an aligned text table, the one layout every mltest message uses.
+
+    Args:
+        header: Column names.
+        rows: Cells, turned into text with ``str``.
+        limit: Show at most this many rows, then ``... and N more``.
+        indent: Put before every line.
+
+    Example:
+        >>> format_table(["parameter", "grad"], [["fc1.weight", None]])
+        ['parameter   grad', 'fc1.weight  None']
+    """
+    shown = [[str(c) for c in row] for row in (rows if limit is None else rows[:limit])]
+    head = [str(h) for h in header]
+    widths = [max(len(r[i]) for r in [head, *shown]) for i in range(len(head))]
+    lines = [
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [head, *shown]
+    ]
+    if limit is not None and len(rows) > limit:
+        lines.append(f"{indent}... and {len(rows) - limit} more")
+    return lines
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON through a temp file and a rename.
+
+    A crash while writing leaves the previous file, never half a file; the
+    parent folder is created.
+
+    Example:
+        >>> write_json_atomic("baseline.json", {"f1": 0.9})  # doctest: +SKIP
+    """
+    import json
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _fmt(value: Any) -> str:

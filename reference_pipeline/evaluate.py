@@ -507,17 +507,10 @@ def write_json_atomic(data: Any, path: str | os.PathLike[str]) -> Path:
     Example:
         >>> write_json_atomic({"f1": 0.9}, "metrics.json")  # doctest: +SKIP
     """
+    from reference_pipeline.data import atomic_write_text
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, json.dumps(data, indent=2) + "\n")
     return target
 
 

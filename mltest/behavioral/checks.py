@@ -35,7 +35,7 @@ from mltest.behavioral.model import Predictions, as_model
 from mltest.behavioral.perturb import Perturbation, Perturber, make_perturbation
 from mltest.behavioral.templates import Template
 from mltest.errors import MLCheckFailure, MLUsageError
-from mltest.report import record_check
+from mltest.report import format_table, record_check
 
 if TYPE_CHECKING:
     import numpy as np
@@ -391,11 +391,7 @@ def _clip(text: str, width: int = _COLUMN_WIDTH, focus: int = 0) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
-        for r in [header, *rows]
-    ]
+    return format_table(header, rows, indent="  ")
 
 
 _NEXT = {

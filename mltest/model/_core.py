@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mltest.errors import MLCheckFailure, MLUsageError
-from mltest.report import record_check
+from mltest.report import format_table, record_check
 
 __all__ = [
     "Batch",
@@ -135,16 +135,7 @@ def table(
         >>> table(["parameter", "grad"], [["fc1.weight", "None"]])
         ['parameter   grad', 'fc1.weight  None']
     """
-    shown = [[str(c) for c in row] for row in rows[:limit]]
-    head = [str(h) for h in header]
-    widths = [max(len(r[i]) for r in [head, *shown]) for i in range(len(head))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
-        for r in [head, *shown]
-    ]
-    if len(rows) > limit:
-        lines.append(f"... and {len(rows) - limit} more")
-    return lines
+    return format_table(header, rows, limit=limit)
 
 
 def shape_str(shape: Iterable[int]) -> str:
