@@ -60,7 +60,7 @@ class DataConfig:
     # repeats an earlier row's. BBC News has 29 re-published stories (same title,
     # lightly edited text) that exact de-duplication keeps and that then leak
     # across the splits.
-    dedupe_titles: bool = False
+    dedupe_titles: bool = True
     # Fraction of each label's rows that go to the validation split.
     val_size: float = 0.15
     # Fraction of each label's rows that go to the test split.
@@ -94,7 +94,7 @@ class ModelConfig:
     # Number of hash buckets shared by all n-grams (rows of the embedding table).
     hash_buckets: int = 65536
     # Only the first max_words words of a text are featurized (0 = no limit).
-    max_words: int = 400
+    max_words: int = 0
     # Dropout on the averaged document vector during training.
     dropout: float = 0.2
 
@@ -113,7 +113,7 @@ class TrainConfig:
     # Examples per optimiser step (per process under DDP).
     batch_size: int = 64
     # AdamW learning rate (the peak, with a schedule).
-    lr: float = 0.06
+    lr: float = 0.2
     # "constant", or "linear": decay per step from lr to 0 at the last of `epochs`
     # (computed from the step number, so resuming needs no scheduler state).
     lr_schedule: str = "linear"

@@ -25,7 +25,7 @@ def bbc_raw_frame() -> Any:
 
 @pytest.fixture(scope="session")
 def bbc_clean_frame(bbc_raw_frame: Any) -> Any:
-    """BBC News after ``data.clean`` with the repository's ``data.lowercase``.
+    """BBC News after ``data.clean`` with the repository's lowercase and dedupe_titles.
 
     Example:
         >>> def test_text(bbc_clean_frame):  # doctest: +SKIP
@@ -35,7 +35,11 @@ def bbc_clean_frame(bbc_raw_frame: Any) -> Any:
     from reference_pipeline.data import clean
 
     params = load_params(REPO / "params.yaml")
-    return clean(bbc_raw_frame, lowercase=params.data.lowercase)
+    return clean(
+        bbc_raw_frame,
+        lowercase=params.data.lowercase,
+        dedupe_titles=params.data.dedupe_titles,
+    )
 
 
 @pytest.fixture(scope="session")
