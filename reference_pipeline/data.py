@@ -542,7 +542,7 @@ def prepare(params: Params, out_dir: str | Path) -> dict[str, Any]:
     Example:
         >>> from reference_pipeline.config import load_params  # doctest: +SKIP
         >>> prepare(load_params(), "data/prepared")["rows"]  # doctest: +SKIP
-        {'train': 1549, 'val': 329, 'test': 329}
+        {'train': 1465, 'val': 315, 'test': 315}
     """
     cfg = params.data
     raw = load_dataset(cfg.source)
