@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import tempfile
 from collections.abc import Callable
 
 import _pytest.pytester as _pytester_module
+import pytest
 
-_TMP = tempfile.gettempdir()
+# Where pytester puts inner runs: under this session's base temporary folder
+# (set by the fixture below before any test runs). Not simply the system temp
+# folder: the checkout itself may live there (CI clones into /tmp).
+_inner_root: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remember_inner_run_root(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _inner_root[:] = [str(tmp_path_factory.getbasetemp())]
 
 
 def _from_inner_run(name: str) -> bool:
     path = getattr(sys.modules.get(name), "__file__", None) or ""
-    return path.startswith(_TMP)
+    return bool(_inner_root) and path.startswith(_inner_root[0])
 
 
 class _KeepLibrariesSnapshot(_pytester_module.SysModulesSnapshot):
