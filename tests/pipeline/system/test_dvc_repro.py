@@ -40,7 +40,9 @@ def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_repro_runs_every_stage_then_skips_them(pipeline_repo: Path) -> None:
     repo = pipeline_repo
-    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
+    # An identity of its own: a fresh CI machine may have no git user configured.
+    git = ["git", "-c", "user.name=mltest", "-c", "user.email=mltest@localhost"]
+    for args in ([*git, "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "init"]):
         assert _run(args, repo).returncode == 0, args
     assert "analytics = false" in (repo / ".dvc" / "config").read_text()
 
