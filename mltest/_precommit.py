@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("check", choices=["yaml", "toml", "artefacts"])
     parser.add_argument("--max-kb", type=int, default=1024)
     parser.add_argument("files", nargs="*", type=Path)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options may come before the files
     bad = 0
     for path in args.files:
         if args.check == "yaml":

@@ -113,6 +113,9 @@ def test_precommit_main_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture
     ok = tmp_path / "a.toml"
     ok.write_text("a = 1\n")
     assert main(["toml", str(ok)]) == 0
+    # As pre-commit calls it: the hook's options, then the files.
+    assert main(["artefacts", "--max-kb", "1024", str(ok), str(ok)]) == 0
+    assert main(["artefacts", "--max-kb", "1024", str(ok), str(bad)]) == 1
     with pytest.raises(SystemExit) as exc:
         main(["nonsense"])
     assert exc.value.code == 2
