@@ -531,7 +531,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         report.write_json(path)
         settings.report_path = path
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and (report.tests or report.has_content()):
+    if summary and report.tests:
         with open(summary, "a", encoding="utf-8") as fh:
             fh.write(report.markdown())
 

@@ -321,10 +321,6 @@ class SessionReport:
         """Every recorded check as (nodeid, check dict), in test order."""
         return [(nodeid, check) for nodeid, t in self.tests.items() for check in t["checks"]]
 
-    def has_content(self) -> bool:
-        """Whether the terminal section has anything to say."""
-        return any(t["checks"] or t["metrics"] for t in self.tests.values())
-
     def counts(self) -> dict[str, int]:
         """Outcome counts over the tests this report covers."""
         counts: dict[str, int] = {}

@@ -284,8 +284,6 @@ def _ngrams(series: Any, ngram: str) -> Any:
 
 
 def _text(ref: Any, cur: Any, column: str, ngram: str, max_categories: int) -> list[ColumnDrift]:
-    import pandas as pd
-
     lengths = _numeric(
         ref.dropna().astype("string").str.len(),
         cur.dropna().astype("string").str.len(),
@@ -295,7 +293,6 @@ def _text(ref: Any, cur: Any, column: str, ngram: str, max_categories: int) -> l
     tokens = _counts(
         _ngrams(ref, ngram), _ngrams(cur, ngram), f"{column} ({ngram}s)", "text", max_categories
     )
-    del pd
     return [lengths, tokens]
 
 

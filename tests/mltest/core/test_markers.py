@@ -87,8 +87,6 @@ def test_ml_kinds_skip_without_ml_and_run_with_it(pytester: pytest.Pytester) -> 
         def test_behavioral(): pass
 
         def test_plain(): pass
-
-        pytestmark_unused = None
         """
     )
     result = pytester.runpytest("-rs")
