@@ -36,6 +36,7 @@ __all__ = [
     "jsonable",
     "record_artifact",
     "record_check",
+    "record_figure",
     "record_metric",
     "write_json_atomic",
 ]
@@ -160,10 +161,11 @@ class TestRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    figures: list[dict[str, Any]] = field(default_factory=list)
 
     def has_content(self) -> bool:
         """Whether the test recorded anything beyond its seed."""
-        return bool(self.checks or self.metrics or self.artifacts or self.data)
+        return bool(self.checks or self.metrics or self.artifacts or self.data or self.figures)
 
     def add_phase(self, outcome: str | None, duration: float, skip_reason: str | None) -> None:
         """Fold one phase (setup, call, teardown) into the test's outcome.
@@ -190,6 +192,7 @@ class TestRecord:
             "metrics": self.metrics,
             "artifacts": self.artifacts,
             "data": self.data,
+            "figures": self.figures,
         }
 
 
@@ -294,6 +297,102 @@ def record_artifact(name: str, path: str | os.PathLike[str]) -> None:
     record = current_record()
     if record is not None:
         record.artifacts[name] = os.fspath(path)
+
+
+#: Figure kinds :func:`record_figure` accepts, and the ``data`` each one takes.
+FIGURE_KINDS = ("line", "bars", "heatmap", "png")
+
+#: Longest series a figure keeps (longer ones are thinned to this many points).
+MAX_FIGURE_POINTS = 500
+
+
+def record_figure(
+    name: str,
+    kind: str,
+    data: Mapping[str, Any],
+    *,
+    title: str = "",
+    check: str | None = None,
+    caption: str = "",
+) -> None:
+    """Attach a figure to the running test's report (no-op outside pytest).
+
+    Figures are data, not pictures, so that recording costs no plotting
+    library: the HTML report draws them as inline SVG. The JSON report keeps
+    the data. Under xdist they travel with the test's record.
+
+    Args:
+        name: Identifies the figure within the test (``"overfit_batch.loss"``).
+        kind: One of :data:`FIGURE_KINDS`:
+
+            * ``"line"``: ``{"series": {label: [y, ...]}, "x": [...]?,
+              "x_label": str?, "y_label": str?}`` (a loss curve);
+            * ``"bars"``: ``{"labels": [...], "series": {label: [v, ...]},
+              "x_label"?, "y_label"?}`` (a histogram, a reliability diagram);
+            * ``"heatmap"``: ``{"rows": [...], "cols": [...], "values": [[...]],
+              "row_label"?, "col_label"?}`` (a confusion matrix);
+            * ``"png"``: ``{"base64": str}`` (a picture made elsewhere).
+        data: The figure's data, as above.
+        title: Shown above the figure.
+        check: The name of the check the figure belongs to, if any.
+        caption: One line under the figure.
+
+    Raises:
+        ValueError: ``kind`` is not one of :data:`FIGURE_KINDS`.
+
+    Example:
+        >>> record_figure("overfit_batch.loss", "line",
+        ...               {"series": {"loss": [2.3, 1.1, 0.2]}, "x_label": "step"},
+        ...               title="overfit one batch", check="overfit_batch")
+    """
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"figure kind {kind!r} is not one of {', '.join(FIGURE_KINDS)}")
+    record = current_record()
+    if record is None:
+        return
+    record.figures.append(
+        {
+            "name": str(name),
+            "kind": kind,
+            "title": _short(title),
+            "check": check,
+            "caption": _short(caption),
+            "data": _figure_data(data),
+        }
+    )
+
+
+def _figure_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON form of a figure's data: long series are thinned, never cut at 50 like ``jsonable``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "base64":
+            out[key] = str(value)
+        elif key == "series" and isinstance(value, Mapping):
+            out[key] = {str(k): _points(v) for k, v in value.items()}
+        elif key == "values":
+            out[key] = [_points(row) for row in _as_list(value)]
+        elif key in ("x", "labels", "rows", "cols"):
+            out[key] = [v if isinstance(v, str) else jsonable(v) for v in _points(value)]
+        else:
+            out[key] = jsonable(value)
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        detach = getattr(value, "detach", None)
+        return list((detach().cpu() if callable(detach) else value).tolist())
+    return list(value)
+
+
+def _points(value: Any) -> list[Any]:
+    items = _as_list(value)
+    if len(items) > MAX_FIGURE_POINTS:
+        step = len(items) / MAX_FIGURE_POINTS
+        items = [items[int(i * step)] for i in range(MAX_FIGURE_POINTS - 1)] + [items[-1]]
+    return [v if isinstance(v, str) else jsonable(v) for v in items]
 
 
 # --------------------------------------------------------------------------

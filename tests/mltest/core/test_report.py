@@ -319,3 +319,22 @@ def test_terminal_section_without_a_report_file(pytester: pytest.Pytester) -> No
         ]
     )
     result.stdout.no_fnmatch_line("report written to*")
+
+
+def test_record_figure_keeps_long_series_thinned_and_rejects_unknown_kinds():
+    from mltest import report
+
+    record = report.TestRecord(nodeid="t")
+    report._push(record)
+    try:
+        report.record_figure("loss", "line", {"series": {"loss": list(range(2000))}}, check="c")
+        with pytest.raises(ValueError, match="figure kind 'pie' is not one of"):
+            report.record_figure("x", "pie", {})
+    finally:
+        report._pop()
+    (figure,) = record.figures
+    points = figure["data"]["series"]["loss"]
+    assert len(points) == report.MAX_FIGURE_POINTS
+    assert points[0] == 0 and points[-1] == 1999
+    assert figure["check"] == "c"
+    assert record.to_dict()["figures"] == [figure]
