@@ -70,6 +70,7 @@ class Predictor:
         self.encoder = encoder
         self.lowercase = lowercase
         self.batch_size = batch_size
+        self._info: dict[str, Any] = {}
 
     @classmethod
     def load(
@@ -106,9 +107,34 @@ class Predictor:
                 f"{model.args['num_classes']}; the artefacts are from different runs"
             )
         lowercase = bool(saved.get("preprocess", {}).get("lowercase", True))
-        return cls(
+        predictor = cls(
             model, tokenizer, encoder, lowercase=lowercase, device=device, batch_size=batch_size
         )
+        predictor._info = {
+            "encoder": dict(saved.get("encoder", {"kind": "hashed"})),
+            "model_args": dict(saved["model_args"]),
+            "classes": encoder.classes,
+            "lowercase": lowercase,
+            "path": str(folder),
+        }
+        return predictor
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the checkpoint records: encoder kind and weights hash, model args, classes.
+
+        Keys: ``encoder`` (``{"kind": "hashed"}``, or for ``"pretrained"`` also
+        ``mode``, ``path``, ``weights_sha256``, ``max_length``), ``model_args``,
+        ``classes``, ``lowercase`` and ``path`` (the folder loaded). A copy:
+        changing it changes nothing.
+
+        Example:
+            >>> Predictor.load("artifacts").info["encoder"]["kind"]  # doctest: +SKIP
+            'hashed'
+        """
+        import copy
+
+        return copy.deepcopy(self._info)
 
     @property
     def labels(self) -> list[str]:
