@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ OPT_ML = "--ml"
 OPT_DEVICE = "--ml-device"
 OPT_SEED = "--ml-seed"
 OPT_REPORT = "--ml-report"
+OPT_REPORT_HTML = "--ml-report-html"
 OPT_UPDATE_BASELINES = "--ml-update-baselines"
 
 CACHE_SEED_KEY = "mltest/seed"
@@ -111,6 +112,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: ml_report",
     )
     group.addoption(
+        OPT_REPORT_HTML,
+        default=None,
+        dest="ml_report_html",
+        metavar="PATH",
+        help="write the HTML report (one self-contained file: tests, checks, failing "
+        "examples, figures) to PATH. ini: ml_report_html",
+    )
+    group.addoption(
         OPT_UPDATE_BASELINES,
         action="store_const",
         const=True,
@@ -123,6 +132,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("ml_device", default="auto", help="devices for the device fixture")
     parser.addini("ml_seed", default="", help="session seed, an integer or 'last'")
     parser.addini("ml_report", default="", help="path of the JSON report")
+    parser.addini("ml_report_html", default="", help="path of the HTML report")
     parser.addini("ml_update_baselines", type="bool", default=False, help="store metric baselines")
     parser.addini(
         "ml_baseline_dir",
@@ -144,10 +154,12 @@ class _Settings:
     devices: list[str]
     seed: int
     report_path: Path | None
+    html_path: Path | None
     update_baselines: bool
     baseline_dir: Path
     is_worker: bool
     session: _report.SessionReport
+    messages: list[str] = field(default_factory=list)  # for the summary: reports written
 
 
 _settings_key = pytest.StashKey[_Settings]()
@@ -183,13 +195,39 @@ def _resolve_seed(config: pytest.Config, value: int | str | None) -> int:
     return _repro.new_session_seed()
 
 
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    try:
+        return bool(config.getini(name))
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini {name}: {exc} (use true/false)") from None
+
+
+def _report_path(
+    config: pytest.Config, option: str, value: str | None, ini: str, is_worker: bool
+) -> Path | None:
+    """The report path from the CLI or ini, made absolute.
+
+    A path that cannot be written is a usage error, checked on the
+    controller (which writes the reports) before any test runs.
+    """
+    text = value or str(config.getini(ini)).strip()
+    if not text:
+        return None
+    path = config.invocation_params.dir / text
+    problem = None if is_worker else _report.output_path_problem(path)
+    if problem is not None:
+        source = option if value else f"ini {ini}"
+        raise pytest.UsageError(f"{source} {text}: {problem}")
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve options, register markers, pick the seed, set up xdist hooks."""
     for name, help_text in _markers.MARKERS.items():
         config.addinivalue_line("markers", help_text if ":" in help_text else name)
 
     option = config.option
-    ml = option.ml if option.ml is not None else bool(config.getini("ml"))
+    ml = option.ml if option.ml is not None else _ini_bool(config, "ml")
     if option.ml_device is not None:
         device_names = _devices.parse_devices([n for chunk in option.ml_device for n in chunk])
     else:
@@ -197,14 +235,15 @@ def pytest_configure(config: pytest.Config) -> None:
             device_names = _devices.parse_devices(str(config.getini("ml_device")))
         except ValueError as exc:
             raise pytest.UsageError(f"ini ml_device: {exc}") from None
-    report = option.ml_report or str(config.getini("ml_report")).strip() or None
+    is_worker = hasattr(config, "workerinput")
+    report = _report_path(config, OPT_REPORT, option.ml_report, "ml_report", is_worker)
+    html = _report_path(config, OPT_REPORT_HTML, option.ml_report_html, "ml_report_html", is_worker)
     update = (
         option.ml_update_baselines
         if option.ml_update_baselines is not None
-        else bool(config.getini("ml_update_baselines"))
+        else _ini_bool(config, "ml_update_baselines")
     )
     seed = _resolve_seed(config, option.ml_seed)
-    is_worker = hasattr(config, "workerinput")
 
     if not is_worker:
         cache = getattr(config, "cache", None)
@@ -217,13 +256,18 @@ def pytest_configure(config: pytest.Config) -> None:
         ml=ml,
         devices=device_names,
         seed=seed,
-        report_path=Path(report) if report else None,
+        report_path=report,
+        html_path=html,
         update_baselines=update,
         baseline_dir=config.rootpath / str(config.getini("ml_baseline_dir")),
         is_worker=is_worker,
         session=_report.SessionReport(seed=seed, devices=device_names, ml_enabled=ml),
     )
-    eager = settings.report_path is not None or bool(os.environ.get("GITHUB_STEP_SUMMARY"))
+    eager = (
+        settings.report_path is not None
+        or settings.html_path is not None
+        or bool(os.environ.get("GITHUB_STEP_SUMMARY"))
+    )
     records = _TestRecords(settings, eager=eager)
     config.stash[_records_key] = records
     config.pluginmanager.register(records, "mltest-records")
@@ -513,27 +557,41 @@ def _phase_outcome(report: pytest.TestReport) -> str | None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Controller: write the JSON report and the GitHub step summary."""
+    """Controller: write the JSON and HTML reports and the GitHub step summary.
+
+    A report that cannot be written is one line in the summary; the run's
+    exit status stays the tests' outcome.
+    """
     settings = session.config.stash.get(_settings_key, None)
     if settings is None or settings.is_worker:
         return
     report = settings.session
-    if settings.report_path is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if settings.report_path is not None or settings.html_path is not None or summary:
         if report.environment:
             # torch may have been imported since the header: look at devices again.
             report.environment["devices"] = _repro.device_info()
         else:
             report.environment = _repro.capture_environment(session.config.rootpath)
+    written: list[tuple[str, Path, Any]] = []
     if settings.report_path is not None:
-        path = settings.report_path
-        if not path.is_absolute():
-            path = session.config.invocation_params.dir / path
-        report.write_json(path)
-        settings.report_path = path
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        written.append(("JSON report", settings.report_path, report.write_json))
+    if settings.html_path is not None:
+        written.append(("HTML report", settings.html_path, report.write_html))
+    for what, path, write in written:
+        try:
+            write(path)
+            settings.messages.append(f"{what} written to {path}")
+        except OSError as exc:
+            settings.messages.append(_report.write_problem(what, path, exc))
     if summary and report.tests:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(report.markdown())
+        html = settings.html_path
+        try:
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(report.markdown(html_report=_report.html_mention(html) if html else None))
+        except OSError as exc:
+            problem = _report.write_problem("GitHub step summary", Path(summary), exc)
+            settings.messages.append(problem)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -542,8 +600,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if settings is None or settings.is_worker:
         return
     lines = settings.session.summary_lines(verbose=config.get_verbosity() > 0)
-    if settings.report_path is not None:
-        lines.append(f"report written to {settings.report_path}")
+    lines.extend(settings.messages)
     if not lines:
         return
     terminalreporter.write_sep("=", "mltest")

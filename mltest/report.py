@@ -33,12 +33,16 @@ __all__ = [
     "TestRecord",
     "current_record",
     "format_table",
+    "html_mention",
     "jsonable",
+    "output_path_problem",
     "record_artifact",
     "record_check",
     "record_figure",
     "record_metric",
     "write_json_atomic",
+    "write_problem",
+    "write_text_atomic",
 ]
 
 REPORT_SCHEMA = "mltest-report/1"
@@ -453,16 +457,67 @@ class SessionReport:
         """Write the JSON report atomically; a crash leaves any previous report intact."""
         return write_json_atomic(path, self.to_json())
 
+    def write_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write the self-contained HTML report atomically (see :mod:`mltest.html_report`).
+
+        Example:
+            >>> SessionReport(seed=1, devices=["cpu"], ml_enabled=True).write_html(
+            ...     "report.html")  # doctest: +SKIP
+        """
+        from mltest.html_report import render_html
+
+        return write_text_atomic(path, render_html(self.to_json()))
+
     # -- terminal --------------------------------------------------------
+
+    def ordered_tests(self) -> list[dict[str, Any]]:
+        """The tests in a fixed order (natural sort of node ids).
+
+        Under pytest-xdist tests finish in any order; every view built from
+        this order is the same for a serial and a parallel run.
+        """
+        return [self.tests[n] for n in sorted(self.tests, key=_natural_key)]
+
+    def _ordered_checks(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(t["nodeid"], c) for t in self.ordered_tests() for c in t["checks"]]
+
+    def attention(
+        self,
+    ) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+        """Failed checks split in two: those of failing tests, those of tests that did not fail.
+
+        A check that failed inside a test that passed (or xfailed) is one the
+        test expected to fail, e.g. a trap proving that a check catches a bug;
+        it needs no attention.
+
+        Example:
+            >>> needs, expected = SessionReport(seed=1, devices=[], ml_enabled=True).attention()
+            >>> (needs, expected)
+            ([], [])
+        """
+        needs: list[tuple[str, dict[str, Any]]] = []
+        expected: list[tuple[str, dict[str, Any]]] = []
+        for nodeid, check in self._ordered_checks():
+            if not check["passed"]:
+                failing = self.tests[nodeid]["outcome"] in _ATTENTION
+                (needs if failing else expected).append((nodeid, check))
+        return needs, expected
 
     def summary_lines(self, *, verbose: bool = False) -> list[str]:
         """Lines of the "mltest" terminal section; empty when nothing to say.
 
-        Passing checks are counted, failing ones are listed with their
-        headline; grouped checks (behavioural suites) become a table.
+        Passing checks are counted; grouped checks (suites, behavioural tests)
+        become a table per kind; the failed checks of failing tests are
+        listed with their headline. Failed checks inside tests that passed
+        (expected failures) are counted in one line and listed only when
+        ``verbose``. The order does not depend on the order tests finished in.
+
+        Example:
+            >>> SessionReport(seed=1, devices=["cpu"], ml_enabled=True).summary_lines()
+            []
         """
-        checks = self.checks()
-        metrics = [(nodeid, t["metrics"]) for nodeid, t in self.tests.items() if t["metrics"]]
+        checks = self._ordered_checks()
+        metrics = [(t["nodeid"], t["metrics"]) for t in self.ordered_tests() if t["metrics"]]
         if not checks and not metrics:
             return []
         lines: list[str] = []
@@ -474,58 +529,115 @@ class SessionReport:
             ]
             lines.append("checks  " + "; ".join(parts))
         lines.extend(_group_tables(checks))
-        # Failed checks of failing tests first; a check that failed inside a
-        # passing test (one that expects the failure) is marked as such.
-        failed = sorted(
-            ((n, c) for n, c in checks if not c["passed"]),
-            key=lambda nc: self.tests[nc[0]]["outcome"] not in ("failed", "error"),
-        )
-        if failed:
+        needs, expected = self.attention()
+        if needs:
             lines.append("failed checks:")
-            shown_failed = failed if verbose else failed[:20]
-            for nodeid, check in shown_failed:
-                headline = f": {check['headline']}" if check["headline"] else ""
-                outcome = self.tests[nodeid]["outcome"]
-                note = "" if outcome in ("failed", "error") else f" (test {outcome})"
-                lines.append(f"  {check['kind']}/{check['name']} in {nodeid}{headline}{note}")
-            if len(shown_failed) < len(failed):
-                lines.append(f"  ... {len(failed) - len(shown_failed)} more in the JSON report")
+            shown = needs if verbose else needs[:_SHOWN]
+            lines.extend(f"  {_check_line(n, c)}" for n, c in shown)
+            if len(shown) < len(needs):
+                lines.append(f"  ... {len(needs) - len(shown)} more in the JSON report")
+        if expected:
+            lines.append(self._expected_line(expected, verbose=verbose))
+            if verbose:
+                for nodeid, check in expected:
+                    note = f" (test {self.tests[nodeid]['outcome']})"
+                    lines.append(f"  {_check_line(nodeid, check)}{note}")
         if metrics:
             lines.append("metrics:")
-            shown = metrics if verbose else metrics[:20]
-            for nodeid, values in shown:
+            shown_metrics = metrics if verbose else metrics[:_SHOWN]
+            for nodeid, values in shown_metrics:
                 text = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
                 lines.append(f"  {nodeid}: {text}")
-            if len(shown) < len(metrics):
-                lines.append(f"  ... {len(metrics) - len(shown)} more in the JSON report")
+            if len(shown_metrics) < len(metrics):
+                lines.append(f"  ... {len(metrics) - len(shown_metrics)} more in the JSON report")
         return lines
+
+    def _expected_line(
+        self, expected: Sequence[tuple[str, dict[str, Any]]], *, verbose: bool
+    ) -> str:
+        outcomes = sorted({self.tests[n]["outcome"] for n, _ in expected})
+        n = len(expected)
+        where = " or ".join(outcomes)
+        tail = ":" if verbose else " (-v lists them; so does the JSON report)"
+        return (
+            f"expected failures: {n} failed check{'s' if n != 1 else ''} inside tests that "
+            f"{where}{tail}"
+        )
 
     # -- Markdown ----------------------------------------------------------
 
-    def markdown(self) -> str:
-        """The report as GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY``."""
-        counts = self.counts()
+    def markdown(self, *, html_report: str | None = None) -> str:
+        """The short summary as GitHub-flavoured Markdown for ``$GITHUB_STEP_SUMMARY``.
+
+        The same content as the terminal section: outcome counts, check
+        counts, the group tables, the failed checks that need attention and
+        the count of expected failures; plus where the HTML report is.
+
+        Args:
+            html_report: The HTML report's path (or link), mentioned when given.
+
+        Example:
+            >>> print(SessionReport(seed=3, devices=["cpu"], ml_enabled=True).markdown())
+            ## mltest
+            <BLANKLINE>
+            Seed `3` (replay with `--ml-seed 3`), devices: cpu.
+            <BLANKLINE>
+        """
         out = ["## mltest", ""]
         out.append(
             f"Seed `{self.seed}` (replay with `--ml-seed {self.seed}`), "
             f"devices: {', '.join(self.devices) or 'none'}."
         )
-        out.append("")
-        out.append("| outcome | tests |")
-        out.append("| --- | ---: |")
-        for name, n in sorted(counts.items()):
-            out.append(f"| {name} | {n} |")
-        checks = self.checks()
-        if checks:
-            out += ["", "| test | check | result | detail |", "| --- | --- | --- | --- |"]
-            for nodeid, c in checks:
-                verdict = "pass" if c["passed"] else "**FAIL**"
-                detail = _md_escape(c["headline"])
+        if html_report:
+            out += ["", html_report]
+        counts = self.counts()
+        if counts:
+            out += ["", "| outcome | tests |", "| --- | ---: |"]
+            out += [f"| {name} | {n} |" for name, n in sorted(counts.items())]
+        checks = self._ordered_checks()
+        check_counts = _check_counts(checks)
+        if check_counts:
+            out += ["", "| kind | checks passed | checks failed |", "| --- | ---: | ---: |"]
+            out += [
+                f"| {kind} | {c['passed']} | {c['failed']} |"
+                for kind, c in sorted(check_counts.items())
+            ]
+        for kind, header, body in _group_rows(checks):
+            out += ["", f"**{_md_escape(kind)}**", ""]
+            out.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+            out.append("| " + " | ".join("---" for _ in header) + " |")
+            out += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in body]
+        needs, expected = self.attention()
+        if needs:
+            out += ["", "**Failed checks**", "", "| test | check | detail |", "| --- | --- | --- |"]
+            for nodeid, c in needs[:_SHOWN]:
                 out.append(
                     f"| `{_md_escape(nodeid)}` | {c['kind']}/{_md_escape(c['name'])} "
-                    f"| {verdict} | {detail} |"
+                    f"| {_md_escape(c['headline'])} |"
                 )
+            if len(needs) > _SHOWN:
+                out.append(f"\n{len(needs) - _SHOWN} more in the JSON report.")
+        if expected:
+            out += ["", self._expected_line(expected, verbose=False)]
         return "\n".join(out) + "\n"
+
+
+#: Outcomes whose failed checks need attention.
+_ATTENTION = ("failed", "error")
+#: Rows of a list the terminal shows before "... N more".
+_SHOWN = 20
+
+
+def _natural_key(text: str) -> list[Any]:
+    """Sort key that orders ``t[2]`` before ``t[10]``."""
+    import re
+
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text)]
+
+
+def _check_line(nodeid: str, check: Mapping[str, Any]) -> str:
+    headline = f": {check['headline']}" if check["headline"] else ""
+    return f"{check['kind']}/{check['name']} in {nodeid}{headline}"
 
 
 def _check_counts(checks: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:
@@ -536,32 +648,53 @@ def _check_counts(checks: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, dic
     return counts
 
 
-def _group_tables(checks: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
-    """One table per kind for checks that carry a ``group``.
+def _group_rows(
+    checks: Sequence[tuple[str, dict[str, Any]]],
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(kind, header, rows) for each kind whose checks carry a ``group``.
 
-    Rows are the distinct group values; columns the group keys, then the
-    summed ``cases`` and ``failed`` metrics and the fail rate.
+    Rows are the distinct group values; columns the group keys (every key
+    any check of the kind uses, in order of first use, ``-`` where a check
+    lacks one), then the summed ``cases`` and ``failed`` metrics and the
+    fail rate.
     """
-    by_kind: dict[str, dict[tuple[str, ...], list[int]]] = {}
+    by_kind: dict[str, list[tuple[dict[str, str], int, int]]] = {}
     keys_of: dict[str, list[str]] = {}
     for _, check in checks:
         group = check.get("group")
         if not group:
             continue
-        keys = keys_of.setdefault(check["kind"], list(group))
-        row = tuple(group.get(k, "") for k in keys)
-        cell = by_kind.setdefault(check["kind"], {}).setdefault(row, [0, 0])
+        keys = keys_of.setdefault(check["kind"], [])
+        keys.extend(k for k in group if k not in keys)
         cases = check["metrics"].get("cases", 1)
         failed = check["metrics"].get("failed", 0 if check["passed"] else 1)
-        cell[0] += int(cases) if isinstance(cases, int | float) else 0
-        cell[1] += int(failed) if isinstance(failed, int | float) else 0
-    lines: list[str] = []
-    for kind, rows in sorted(by_kind.items()):
-        header = [*keys_of[kind], "cases", "failed", "fail rate"]
+        by_kind.setdefault(check["kind"], []).append(
+            (
+                group,
+                int(cases) if isinstance(cases, int | float) else 0,
+                int(failed) if isinstance(failed, int | float) else 0,
+            )
+        )
+    out: list[tuple[str, list[str], list[list[str]]]] = []
+    for kind, entries in sorted(by_kind.items()):
+        keys = keys_of[kind]
+        rows: dict[tuple[str, ...], list[int]] = {}
+        for group, cases, failed in entries:
+            cell = rows.setdefault(tuple(group.get(k) or "-" for k in keys), [0, 0])
+            cell[0] += cases
+            cell[1] += failed
         body = [
             [*row, str(c), str(f), f"{(f / c if c else 0.0):.1%}"]
             for row, (c, f) in sorted(rows.items())
         ]
+        out.append((kind, [*keys, "cases", "failed", "fail rate"], body))
+    return out
+
+
+def _group_tables(checks: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The group tables of :func:`_group_rows` as text, one per kind."""
+    lines: list[str] = []
+    for kind, header, body in _group_rows(checks):
         lines.append(f"{kind}:")
         lines.extend(format_table(header, body, indent="  "))
     return lines
@@ -598,6 +731,69 @@ def format_table(
     return lines
 
 
+def output_path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why a report cannot be written at ``path``, or None when it looks writable.
+
+    Checked when the session starts, so that a bad ``--ml-report`` path is a
+    usage error before any test runs rather than a traceback after all of
+    them: the path is a folder, a parent is a regular file, or the nearest
+    existing folder cannot be written. Missing folders are fine (they are
+    created).
+
+    Example:
+        >>> output_path_problem("/")
+        'is a folder: give a file path, e.g. /mltest-report.json'
+    """
+    target = Path(path)
+    if target.is_dir():
+        return f"is a folder: give a file path, e.g. {target / 'mltest-report.json'}"
+    parent = target.parent
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"folder {parent} is not writable"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "the file exists and is not writable"
+    return None
+
+
+def write_problem(what: str, path: str | os.PathLike[str], exc: OSError) -> str:
+    """One line saying that a report could not be written, and why.
+
+    Example:
+        >>> write_problem("JSON report", "out/r.json", PermissionError(13, "Permission denied"))
+        'mltest: could not write the JSON report to out/r.json: Permission denied'
+    """
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"mltest: could not write the {what} to {os.fspath(path)}: {reason}"
+
+
+def html_mention(path: str | os.PathLike[str]) -> str:
+    """The step summary's line about the HTML report: its path, and the run's artifacts.
+
+    On GitHub Actions (``GITHUB_SERVER_URL``, ``GITHUB_REPOSITORY`` and
+    ``GITHUB_RUN_ID`` set) it links to the run's artifacts, where an upload
+    step puts the file.
+
+    Example:
+        >>> html_mention("artifacts/mltest.html")  # doctest: +SKIP
+        'HTML report (figures, failing examples): `artifacts/mltest.html` ...'
+    """
+    text = f"HTML report (figures, failing examples): `{_md_escape(Path(path).name)}`"
+    server = os.environ.get("GITHUB_SERVER_URL")
+    repo = os.environ.get("GITHUB_REPOSITORY")
+    run = os.environ.get("GITHUB_RUN_ID")
+    if server and repo and run:
+        text += f", in [this run's artifacts]({server}/{repo}/actions/runs/{run}#artifacts)"
+    else:
+        text += f" at `{_md_escape(os.fspath(path))}`"
+    return text + "."
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON through a temp file and a rename.
 
@@ -608,6 +804,16 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
         >>> write_json_atomic("baseline.json", {"f1": 0.9})  # doctest: +SKIP
     """
     import json
+
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) through a temp file and a rename; the parent is created.
+
+    Example:
+        >>> write_text_atomic("report.html", "<!DOCTYPE html>...")  # doctest: +SKIP
+    """
     import tempfile
 
     target = Path(path)
@@ -615,8 +821,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -631,7 +836,7 @@ def _fmt(value: Any) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
 
 
 class Recorder:
