@@ -32,6 +32,7 @@ __all__ = [
     "LossFn",
     "ModelCheckFailure",
     "OptimizerFactory",
+    "OutputKey",
     "Predict",
     "Session",
     "TrainStep",
@@ -52,6 +53,8 @@ OptimizerFactory = Callable[[nn.Module], Any]
 TrainStep = Callable[[nn.Module, Any, Any, LossFn], Any]
 #: ``predict(model, inputs) -> predictions``: the user's inference path.
 Predict = Callable[[nn.Module, Any], Any]
+#: Which output the checks inspect: None (auto), a key/attribute, an index, or a callable.
+OutputKey = str | int | Callable[[Any], Any] | None
 
 #: Rows shown in a failure table before "... and N more".
 MAX_ROWS = 8
@@ -496,6 +499,16 @@ class Session:
         target_key: Key of the targets in dict batches.
         frozen: Parameter names or globs that must not train.
         ignore: Parameter names or globs left out of gradient checks.
+        model_loss: The model computes its own loss from the labels in the
+            batch (``check_model(loss_fn=None)``): every forward gets the
+            whole batch, and the loss is read from the output at ``loss_key``.
+        output_key: Which output the checks inspect (see :meth:`pick`).
+        loss_key: Where the model's own loss is in its output.
+        attention_mask_key: Key of the attention mask in dict batches.
+        pad_id: The padding token id, if any.
+        causal: Whether the model is causal (position t sees only 0..t).
+        sequence_dim: The sequence dimension of token inputs and outputs.
+        accumulation_steps: Micro-batches a ``train_step`` accumulates on purpose.
 
     Raises:
         MLUsageError: On a model with no trainable parameters, an empty batch or
@@ -521,6 +534,14 @@ class Session:
         target_key: str = "labels",
         frozen: Sequence[str] = (),
         ignore: Sequence[str] = (),
+        model_loss: bool = False,
+        output_key: OutputKey = None,
+        loss_key: str | int = "loss",
+        attention_mask_key: str = "attention_mask",
+        pad_id: int | None = None,
+        causal: bool = False,
+        sequence_dim: int | None = None,
+        accumulation_steps: int = 1,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise MLUsageError(f"model is a {type(model).__name__}, not a torch.nn.Module")
@@ -535,7 +556,19 @@ class Session:
         self.target_key = target_key
         self.frozen = tuple(frozen)
         self.ignore = tuple(ignore)
+        self.model_loss = bool(model_loss)
+        self.output_key = output_key
+        self.loss_key = loss_key
+        self.attention_mask_key = attention_mask_key
+        self.pad_id = pad_id
+        self.causal = bool(causal) or sequence_dim is not None
+        self.sequence_dim = 1 if sequence_dim is None else int(sequence_dim)
+        if int(accumulation_steps) < 1:
+            raise MLUsageError(f"accumulation_steps is {accumulation_steps}: give 1 or more")
+        self.accumulation_steps = int(accumulation_steps)
         self.inputs, self.targets = split_batch(batch, target_key=target_key)
+        #: What the model is called with: the inputs, or the whole batch when it computes its loss.
+        self.call_inputs = self.inputs_of(batch)
         self._validate()
         self.state = ModelState(model)
         self.rng = RngState()
@@ -575,14 +608,15 @@ class Session:
         Raises:
             MLUsageError: When it returned something else.
         """
+        who = "the model's own loss" if self.model_loss else "loss_fn"
         if not isinstance(loss, torch.Tensor):
             raise MLUsageError(
-                f"loss_fn returned a {type(loss).__name__}, not a tensor: return the loss "
+                f"{who} returned a {type(loss).__name__}, not a tensor: return the loss "
                 "tensor (before .item())"
             )
         if loss.numel() != 1:
             raise MLUsageError(
-                f"loss_fn returned a tensor of shape {shape_str(loss.shape)}, not a scalar: "
+                f"{who} returned a tensor of shape {shape_str(loss.shape)}, not a scalar: "
                 "reduce it (reduction='mean' or .mean())"
             )
         return loss
@@ -635,17 +669,107 @@ class Session:
             opt.load_state_dict(copy.deepcopy(self._optimizers[id(opt)][1]))
         return opt
 
+    def has_loss(self) -> bool:
+        """Whether there is a loss: ``loss_fn``, or the model's own."""
+        return self.loss_fn is not None or self.model_loss
+
     def need_loss(self) -> LossFn:
-        """The loss function, or a usage error naming the check's need."""
+        """The loss function, or a usage error naming the check's need.
+
+        With the model's own loss this reads the loss from the outputs (the
+        targets are ignored: the model got them with the batch).
+        """
+        if self.model_loss:
+            return lambda outputs, targets: self.pick_loss(outputs)
         if self.loss_fn is None:
             raise MLUsageError("this check needs loss_fn(outputs, targets) -> scalar tensor")
         return self.loss_fn
 
+    def inputs_of(self, batch: Batch) -> Any:
+        """What the model is called with for ``batch`` (see :func:`forward`).
+
+        The inputs alone; with the model's own loss, the whole batch: a dict
+        with its labels, a tuple ``(x, y)`` as ``model(x, y)``.
+        """
+        if not self.model_loss:
+            return split_batch(batch, target_key=self.target_key)[0]
+        if isinstance(batch, tuple | list) and len(batch) == 2:
+            x, y = batch
+            return (*x, y) if isinstance(x, tuple | list) else (x, y)
+        if isinstance(batch, tuple | list) and len(batch) == 1:
+            return batch[0]
+        if isinstance(batch, Mapping):
+            return dict(batch)
+        return batch
+
+    def run(self, inputs: Any = None, model: nn.Module | None = None) -> Any:
+        """Call the model on ``inputs`` (default: the batch's), as the user would."""
+        return forward(
+            self.model if model is None else model, self.call_inputs if inputs is None else inputs
+        )
+
+    def pick(self, outputs: Any) -> torch.Tensor | None:
+        """The tensor the checks inspect in the model's outputs.
+
+        ``output_key`` None: the output itself, ``.logits``/``["logits"]``, or
+        the first tensor of a tuple; a str: that dict key or attribute; an
+        int: that item of a tuple; a callable: ``output_key(outputs)``.
+        """
+        key = self.output_key
+        if key is None:
+            return output_tensor(outputs)
+        if callable(key):
+            got = key(outputs)
+        elif isinstance(key, int):
+            got = outputs[key] if isinstance(outputs, tuple | list) else None
+        elif isinstance(outputs, Mapping):
+            got = outputs.get(key)
+        else:
+            got = getattr(outputs, key, None)
+        if not isinstance(got, torch.Tensor):
+            raise MLUsageError(
+                f"output_key={key!r}: the model's output ({type(outputs).__name__}) has no "
+                f"tensor there (got {type(got).__name__})"
+            )
+        return got
+
+    def pick_loss(self, outputs: Any) -> Any:
+        """The model's own loss in its outputs (``loss_key``).
+
+        Raises:
+            MLUsageError: When the outputs hold no loss there.
+        """
+        key = self.loss_key
+        got: Any = None
+        if isinstance(outputs, tuple | list):
+            if isinstance(key, int):
+                got = outputs[key] if -len(outputs) <= key < len(outputs) else None
+            else:
+                got = next(
+                    (o for o in outputs if isinstance(o, torch.Tensor) and o.numel() == 1), None
+                )
+        elif isinstance(outputs, Mapping):
+            got = outputs.get(key)
+        elif isinstance(key, str):
+            got = getattr(outputs, key, None)
+        if got is None:
+            where = f"[{key}]" if isinstance(key, int) else f".{key}"
+            raise MLUsageError(
+                f"loss_fn=None, but the model's output ({type(outputs).__name__}) has no loss at "
+                f"{where}: put the labels in the batch (target_key={self.target_key!r}) so the "
+                "model computes its loss, set loss_key=, or give loss_fn"
+            )
+        return got
+
+    def compute_loss(self, outputs: Any, targets: Any) -> Any:
+        """The loss of ``outputs`` (unvalidated): ``loss_fn`` or the model's own."""
+        return self.need_loss()(outputs, targets)
+
     def loss_of(self, batch: Batch, model: nn.Module | None = None) -> torch.Tensor:
         """Forward ``batch`` and return the validated loss (with its graph)."""
-        inputs, targets = split_batch(batch, target_key=self.target_key)
-        out = forward(self.model if model is None else model, inputs)
-        return self.validate_loss(self.need_loss()(out, targets))
+        targets = split_batch(batch, target_key=self.target_key)[1]
+        out = self.run(self.inputs_of(batch), model)
+        return self.validate_loss(self.compute_loss(out, targets))
 
     def step(self, optimizer: Any, batch: Batch, model: nn.Module | None = None) -> float | None:
         """One training step: the user's ``train_step`` or zero_grad/forward/backward/step."""

@@ -23,7 +23,6 @@ from mltest.model._core import (
     fmt,
     forward,
     shape_str,
-    split_batch,
     table,
     tensors_in,
     to_device,
@@ -113,8 +112,8 @@ def run_eval_determinism(s: Session) -> CheckResult:
     s.reset(train=False)
     s.model.eval()
     with torch.no_grad():
-        out1, trace1 = _traced_forward(s.model, s.inputs)
-        out2, trace2 = _traced_forward(s.model, s.inputs)
+        out1, trace1 = _traced_forward(s.model, s.call_inputs)
+        out2, trace2 = _traced_forward(s.model, s.call_inputs)
     diff = _max_diff(out1, out2)
     if diff == 0:
         return CheckResult(
@@ -270,9 +269,9 @@ def compare_models(
     s.reset(train=False)
     s.model.eval()
     other.eval()
-    other_inputs, _ = split_batch(other_batch, target_key=s.target_key)
+    other_inputs = s.inputs_of(other_batch)
     with torch.no_grad():
-        out_a, trace_a = _traced_forward(s.model, s.inputs)
+        out_a, trace_a = _traced_forward(s.model, s.call_inputs)
         out_b, trace_b = _traced_forward(other, other_inputs)
     diff = _max_diff(out_a, out_b)
     ta, tb = tensors_in(out_a), tensors_in(out_b)
@@ -288,7 +287,7 @@ def compare_models(
         problems.append(
             f"forward: outputs differ on {label} (max |diff| {fmt(diff)}); first module: {culprit}"
         )
-    if s.loss_fn is None or s.optimizer_factory is None:
+    if not s.has_loss() or s.optimizer_factory is None:
         return problems
     s.reset()
     other.train()

@@ -20,7 +20,6 @@ from mltest.model._core import (
     CheckResult,
     Session,
     fmt,
-    forward,
     matches,
     shape_str,
     table,
@@ -71,8 +70,8 @@ def run_finite(s: Session) -> CheckResult:
             order.append((_label(names, module), nan, inf))
 
     with _hooks(s.model, hook):
-        out = forward(s.model, s.inputs)
-    loss = s.validate_loss(s.need_loss()(out, s.targets)) if s.loss_fn is not None else None
+        out = s.run()
+    loss = s.validate_loss(s.compute_loss(out, s.targets)) if s.has_loss() else None
     if order:
         first = order[0][0]
         root = first.startswith("<root>")

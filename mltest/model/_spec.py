@@ -17,8 +17,6 @@ from mltest.model._core import (
     CheckResult,
     Session,
     fmt,
-    forward,
-    output_tensor,
     shape_str,
     table,
 )
@@ -48,7 +46,7 @@ def run_output_spec(
         return None
     s.reset(train=False)
     with torch.no_grad():
-        out = output_tensor(forward(s.model, s.inputs))
+        out = s.pick(s.run())
     if out is None:
         return CheckResult(
             "output_spec",
@@ -131,8 +129,8 @@ def run_loss_inputs(s: Session) -> CheckResult | None:
     loss_fn = s.need_loss()
     s.reset(train=False)
     with torch.no_grad():
-        out_all = forward(s.model, s.inputs)
-    out = output_tensor(out_all)
+        out_all = s.run()
+    out = s.pick(out_all)
     targets = s.targets
     name = type(loss_fn).__name__
     problems: list[tuple[str, list[str]]] = []

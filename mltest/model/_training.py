@@ -16,9 +16,7 @@ from mltest.model._core import (
     Session,
     batch_stream,
     fmt,
-    forward,
     is_finite,
-    output_tensor,
     shape_str,
     table,
 )
@@ -247,7 +245,7 @@ def run_overfit_batch(
     out = None
     with torch.no_grad():
         s.reset(train=False)
-        out = output_tensor(forward(s.model, s.inputs))
+        out = s.pick(s.run())
     if out is not None and _looks_like_probabilities(out, 1 if out.dim() >= 2 else -1):
         details.append(
             "- the outputs are already probabilities (rows sum to 1): softmax before a loss "

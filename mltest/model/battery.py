@@ -25,7 +25,6 @@ from mltest.model._core import (
     Predict,
     Session,
     TrainStep,
-    forward,
 )
 
 __all__ = [
@@ -321,9 +320,9 @@ def _preflight(s: Session) -> CheckResult | None:
     """Forward and loss once: usage errors surface here; a raising loss becomes a failure."""
     s.reset()
     with torch.no_grad(), s.fixed_rng():
-        out = forward(s.model, s.inputs)
+        out = s.run()
         try:
-            loss = s.need_loss()(out, s.targets)
+            loss = s.compute_loss(out, s.targets)
         except Exception as exc:
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return CheckResult(
