@@ -39,7 +39,7 @@ OPT_UPDATE_BASELINES = "--ml-update-baselines"
 
 CACHE_SEED_KEY = "mltest/seed"
 SKIP_REASON_NO_ML = "needs --ml"
-DEFAULT_BASELINE_DIR = "tests/baselines"
+DEFAULT_BASELINE_DIR = ""  # empty: beside each test, in a folder named after its module
 
 
 # ---------------------------------------------------------------------------
@@ -137,7 +137,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "ml_baseline_dir",
         default=DEFAULT_BASELINE_DIR,
-        help=f"folder of metric baselines, relative to the rootdir ({DEFAULT_BASELINE_DIR})",
+        help="folder of metric baselines, relative to the rootdir (default: beside each "
+        "test, in a folder named after its module)",
     )
 
 
@@ -156,7 +157,7 @@ class _Settings:
     report_path: Path | None
     html_path: Path | None
     update_baselines: bool
-    baseline_dir: Path
+    baseline_dir: Path | None  # None: beside each test
     is_worker: bool
     session: _report.SessionReport
     messages: list[str] = field(default_factory=list)  # for the summary: reports written
@@ -198,7 +199,7 @@ def _resolve_seed(config: pytest.Config, value: int | str | None) -> int:
 def _ini_bool(config: pytest.Config, name: str) -> bool:
     try:
         return bool(config.getini(name))
-    except ValueError as exc:
+    except (ValueError, pytest.UsageError) as exc:  # pytest >= 9 raises UsageError itself
         raise pytest.UsageError(f"ini {name}: {exc} (use true/false)") from None
 
 
@@ -219,6 +220,18 @@ def _report_path(
         source = option if value else f"ini {ini}"
         raise pytest.UsageError(f"{source} {text}: {problem}")
     return path
+
+
+def _baseline_dir(config: pytest.Config) -> Path | None:
+    value = str(config.getini("ml_baseline_dir"))
+    if not value.strip():
+        return None
+    from mltest.baselines import resolve_baseline_dir
+
+    try:
+        return resolve_baseline_dir(config.rootpath, value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini ml_baseline_dir: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -259,7 +272,7 @@ def pytest_configure(config: pytest.Config) -> None:
         report_path=report,
         html_path=html,
         update_baselines=update,
-        baseline_dir=config.rootpath / str(config.getini("ml_baseline_dir")),
+        baseline_dir=_baseline_dir(config),
         is_worker=is_worker,
         session=_report.SessionReport(seed=seed, devices=device_names, ml_enabled=ml),
     )
@@ -683,18 +696,26 @@ def ml_record(request: pytest.FixtureRequest) -> _report.Recorder:
 def metric_baseline(request: pytest.FixtureRequest) -> Iterator[MetricBaseline]:
     """Compare metrics against stored baselines: they may improve, not regress.
 
-    Baselines live in ``tests/baselines/`` (ini ``ml_baseline_dir``), one JSON
-    file per test; ``--ml-update-baselines`` stores the current values.
+    Baselines live beside the test, one JSON file per test
+    (``tests/test_m.py::test_f1`` -> ``tests/test_m/test_f1.json``; ini
+    ``ml_baseline_dir`` moves them under one folder); ``--ml-update-baselines``
+    stores the current values. A missing baseline fails with the command to run.
 
     Example:
         >>> def test_f1_holds(metric_baseline):  # doctest: +SKIP
         ...     metric_baseline.check("macro_f1", evaluate(model), tolerance=0.01)
+        ...     metric_baseline.check("ece", ece, tolerance=0.01, higher_is_better=False)
     """
-    from mltest.baselines import MetricBaseline, baseline_path
+    from mltest.baselines import MetricBaseline, baseline_file
 
     settings = request.config.stash[_settings_key]
     baseline = MetricBaseline(
-        baseline_path(settings.baseline_dir, request.node.nodeid),
+        baseline_file(
+            Path(request.node.path),
+            request.node.nodeid,
+            rootpath=request.config.rootpath,
+            directory=settings.baseline_dir,
+        ),
         update=settings.update_baselines,
     )
     yield baseline

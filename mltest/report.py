@@ -768,7 +768,12 @@ def write_problem(what: str, path: str | os.PathLike[str], exc: OSError) -> str:
         >>> write_problem("JSON report", "out/r.json", PermissionError(13, "Permission denied"))
         'mltest: could not write the JSON report to out/r.json: Permission denied'
     """
-    reason = exc.strerror or str(exc) or type(exc).__name__
+    import errno
+
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        reason = "a folder on that path is a regular file"
+    else:
+        reason = exc.strerror or str(exc) or type(exc).__name__
     return f"mltest: could not write the {what} to {os.fspath(path)}: {reason}"
 
 
