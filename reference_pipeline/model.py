@@ -23,13 +23,26 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TextClassifier", "Tokenizer", "build_model", "collate", "ngram_ids"]
+if TYPE_CHECKING:
+    from reference_pipeline.config import ModelConfig
+
+__all__ = [
+    "TextClassifier",
+    "Tokenizer",
+    "build_model",
+    "collate",
+    "encoder_record",
+    "make_featurizer",
+    "model_args_for",
+    "ngram_ids",
+    "param_groups",
+]
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
@@ -171,6 +184,15 @@ class Tokenizer:
         """
         return collate(self.encode_many(texts))
 
+    def collate(self, items: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch per-text id tensors into ``(ids, offsets)`` (the train loop's collate).
+
+        Example:
+            >>> Tokenizer().collate([torch.tensor([1]), torch.tensor([2, 3])])[1].tolist()
+            [0, 1]
+        """
+        return collate(items)
+
 
 #: Multiplier and modulus of the word n-gram hash (a prime below 2**31).
 _NGRAM_MULT = 1_000_003
@@ -269,11 +291,153 @@ class TextClassifier(nn.Module):
         return logits
 
 
-def build_model(model_args: dict[str, Any]) -> TextClassifier:
-    """Rebuild a :class:`TextClassifier` from its saved ``args``.
+def build_model(model_args: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from its saved ``args``.
+
+    ``args["arch"]`` picks the network: absent or ``"hashed"`` is
+    :class:`TextClassifier`; ``"embedding_head"`` and ``"transformer"`` are the
+    pretrained encoder's head and fine-tuned network (in
+    :mod:`reference_pipeline.encoders`; a transformer is rebuilt from its
+    ``source`` weights, which the saved state then overwrites).
 
     Example:
         >>> build_model({"hash_buckets": 10, "embedding_dim": 4, "num_classes": 2}).args["dropout"]
         0.0
     """
-    return TextClassifier(**model_args)
+    args = dict(model_args)
+    arch = args.pop("arch", "hashed")
+    if arch == "hashed":
+        return TextClassifier(**args)
+    from reference_pipeline import encoders
+
+    if arch == "embedding_head":
+        args.pop("arch", None)
+        return encoders.EmbeddingHead(**args)
+    if arch == "transformer":
+        _, transformer = encoders.load_pretrained(args["source"])
+        return encoders.TransformerClassifier(
+            transformer,
+            int(args["num_classes"]),
+            float(args.get("dropout", 0.1)),
+            source=args["source"],
+            scale=float(args.get("scale", 1.0)),
+        )
+    raise ValueError(f"unknown model arch {arch!r}: expected hashed, embedding_head or transformer")
+
+
+ENCODERS = ("hashed", "pretrained")
+
+
+def make_featurizer(
+    cfg: ModelConfig, device: torch.device | str = "cpu", *, mode: str | None = None
+) -> Any:
+    """The featurizer of ``model.encoder``: texts -> per-text items -> batches.
+
+    Every featurizer has ``encode_many(texts)`` (one item per text),
+    ``collate(items)`` (a tuple of tensors, or a dict the model takes as
+    keywords) and ``to_dict()``. The hashed encoder's is a :class:`Tokenizer`.
+
+    Args:
+        cfg: The ``model`` section.
+        device: Training device (decides ``pretrained_mode: auto``).
+        mode: Overrides the resolved pretrained mode.
+
+    Raises:
+        ValueError: An unknown ``model.encoder`` (``EncoderError`` for the pretrained one).
+
+    Example:
+        >>> from reference_pipeline.config import ModelConfig
+        >>> type(make_featurizer(ModelConfig())).__name__
+        'Tokenizer'
+    """
+    if cfg.encoder == "hashed":
+        return Tokenizer(
+            hash_buckets=cfg.hash_buckets,
+            word_ngrams=cfg.word_ngrams,
+            char_ngram_min=cfg.char_ngram_min,
+            char_ngram_max=cfg.char_ngram_max,
+            max_words=cfg.max_words,
+        )
+    if cfg.encoder != "pretrained":
+        raise ValueError(f"model.encoder {cfg.encoder!r}: use {' or '.join(ENCODERS)}")
+    from reference_pipeline import encoders
+
+    resolved = mode or encoders.resolve_mode(cfg.pretrained_mode, device)
+    if resolved == "frozen":
+        return encoders.FrozenFeaturizer(
+            cfg.pretrained_path,
+            max_length=cfg.max_length,
+            cache_dir=cfg.embedding_cache or None,
+            device=device,
+        )
+    return encoders.TokenFeaturizer(cfg.pretrained_path, max_length=cfg.max_length, device=device)
+
+
+def encoder_record(featurizer: Any) -> dict[str, Any]:
+    """What a checkpoint says about its encoder: ``{"kind": "hashed"}`` or the pretrained record.
+
+    Example:
+        >>> encoder_record(Tokenizer())
+        {'kind': 'hashed'}
+    """
+    if isinstance(featurizer, Tokenizer):
+        return {"kind": "hashed"}
+    record: dict[str, Any] = featurizer.to_dict()
+    return record
+
+
+def model_args_for(cfg: ModelConfig, featurizer: Any, num_classes: int) -> dict[str, Any]:
+    """The ``args`` of the network that fits ``featurizer`` (what :func:`build_model` takes).
+
+    Example:
+        >>> from reference_pipeline.config import ModelConfig
+        >>> model_args_for(ModelConfig(), Tokenizer(), 3)["num_classes"]
+        3
+    """
+    if isinstance(featurizer, Tokenizer):
+        return {
+            "hash_buckets": cfg.hash_buckets,
+            "embedding_dim": cfg.embedding_dim,
+            "num_classes": num_classes,
+            "dropout": cfg.dropout,
+        }
+    if featurizer.mode == "frozen":
+        return {
+            "arch": "embedding_head",
+            "dim": featurizer.dim,
+            "num_classes": num_classes,
+            "dropout": cfg.dropout,
+            "hidden": cfg.head_hidden,
+            "scale": cfg.head_scale,
+        }
+    return {
+        "arch": "transformer",
+        "source": featurizer.path,
+        "num_classes": num_classes,
+        "dropout": cfg.dropout,
+        "scale": cfg.head_scale,
+    }
+
+
+def param_groups(model: nn.Module, cfg: ModelConfig, lr: float) -> list[dict[str, Any]]:
+    """Optimizer groups with their peak learning rate (``base_lr``; a schedule scales it).
+
+    The hashed model trains at ``lr`` (``train.lr``); the pretrained head at
+    ``model.head_lr`` and a fine-tuned encoder at ``model.finetune_lr``.
+
+    Example:
+        >>> from reference_pipeline.config import ModelConfig
+        >>> [g["base_lr"] for g in param_groups(TextClassifier(10, 4, 2), ModelConfig(), 0.2)]
+        [0.2]
+    """
+    if isinstance(model, TextClassifier):
+        return [{"params": list(model.parameters()), "base_lr": lr, "lr": lr}]
+    head = getattr(model, "head", None)
+    if head is None:  # EmbeddingHead alone (frozen mode)
+        return [{"params": list(model.parameters()), "base_lr": cfg.head_lr, "lr": cfg.head_lr}]
+    head_ids = {id(p) for p in head.parameters()}
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    return [
+        {"params": body, "base_lr": cfg.finetune_lr, "lr": cfg.finetune_lr},
+        {"params": list(head.parameters()), "base_lr": cfg.head_lr, "lr": cfg.head_lr},
+    ]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from reference_pipeline.data import LabelEncoder, clean_text
-from reference_pipeline.model import TextClassifier, Tokenizer, build_model, collate
+from reference_pipeline.model import Tokenizer, build_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["PredictError", "Predictor"]
 
@@ -36,11 +39,16 @@ class PredictError(ValueError):
 
 
 class Predictor:
-    """A trained classifier with its tokenizer, label encoder and text cleaning.
+    """A trained classifier with its featurizer, label encoder and text cleaning.
+
+    Either kind of model: the hashed n-gram :class:`~reference_pipeline.model.TextClassifier`
+    with its :class:`~reference_pipeline.model.Tokenizer`, or the pretrained
+    encoder's head (frozen sentence vectors, cached on disk per text hash) or
+    fine-tuned network with its featurizer from :mod:`reference_pipeline.encoders`.
 
     Args:
-        model: The trained :class:`TextClassifier`.
-        tokenizer: The tokenizer it was trained with.
+        model: The trained network.
+        tokenizer: The featurizer it was trained with (``encode_many``, ``collate``).
         encoder: The label encoder it was trained with.
         lowercase: Whether training lowercased the text.
         device: Where to run the model.
@@ -54,8 +62,8 @@ class Predictor:
 
     def __init__(
         self,
-        model: TextClassifier,
-        tokenizer: Tokenizer,
+        model: nn.Module,
+        tokenizer: Any,
         encoder: LabelEncoder,
         *,
         lowercase: bool = True,
@@ -74,12 +82,28 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, artifacts_dir: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 512
+        cls,
+        artifacts_dir: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        batch_size: int = 512,
+        embedding_cache: str | Path | None = "",
     ) -> Predictor:
         """Load ``model.pt`` (``weights_only=True``) and ``label_encoder.json`` from a folder.
 
+        A pretrained-encoder model loads its weights from the path its
+        checkpoint records; in frozen mode they must hash as recorded.
+
+        Args:
+            artifacts_dir: The folder ``train`` wrote.
+            device: Where to run the model.
+            batch_size: Texts per forward pass.
+            embedding_cache: Frozen mode: the sentence-vector cache root; ``""``
+                (default) = the one the model was trained with, ``None`` = memory only.
+
         Raises:
-            PredictError: A file is missing or does not hold a trained model.
+            PredictError: A file is missing, does not hold a trained model, or
+                the pretrained weights it names are missing or different.
 
         Example:
             >>> predictor = Predictor.load("artifacts")  # doctest: +SKIP
@@ -88,13 +112,25 @@ class Predictor:
         model_path = folder / MODEL_FILE
         if not model_path.is_file():
             raise PredictError(f"{model_path}: not found; train the model first")
+        from reference_pipeline.encoders import EncoderError
+
         try:
             saved: dict[str, Any] = torch.load(model_path, map_location="cpu", weights_only=True)
+            record = dict(saved.get("encoder", {"kind": "hashed"}))
+            if record.get("kind", "hashed") == "hashed":
+                tokenizer: Any = Tokenizer.from_dict(saved["tokenizer"])
+            else:
+                tokenizer = _pretrained_featurizer(record, saved, embedding_cache, device)
             model = build_model(saved["model_args"])
             model.load_state_dict(saved["state_dict"])
-            tokenizer = Tokenizer.from_dict(saved["tokenizer"])
+        except EncoderError as exc:
+            raise PredictError(f"{model_path}: {exc}") from exc
         except Exception as exc:
-            raise PredictError(f"{model_path}: not a trained model file ({exc})") from exc
+            # Not torch's text: it advises weights_only=False, wrong for a file we cannot trust.
+            raise PredictError(
+                f"{model_path}: not a trained model file of this pipeline "
+                f"({type(exc).__name__}); train again: python -m reference_pipeline train"
+            ) from exc
         encoder_path = folder / ENCODER_FILE
         encoder = (
             LabelEncoder.load(encoder_path)
@@ -111,11 +147,12 @@ class Predictor:
             model, tokenizer, encoder, lowercase=lowercase, device=device, batch_size=batch_size
         )
         predictor._info = {
-            "encoder": dict(saved.get("encoder", {"kind": "hashed"})),
+            "encoder": record,
             "model_args": dict(saved["model_args"]),
             "classes": encoder.classes,
             "lowercase": lowercase,
             "path": str(folder),
+            "config": dict(saved.get("config", {})),
         }
         return predictor
 
@@ -124,9 +161,10 @@ class Predictor:
         """What the checkpoint records: encoder kind and weights hash, model args, classes.
 
         Keys: ``encoder`` (``{"kind": "hashed"}``, or for ``"pretrained"`` also
-        ``mode``, ``path``, ``weights_sha256``, ``max_length``), ``model_args``,
-        ``classes``, ``lowercase`` and ``path`` (the folder loaded). A copy:
-        changing it changes nothing.
+        ``mode``, ``path``, ``source``, ``weights_sha256``, ``max_length``,
+        ``dim``), ``model_args``, ``classes``, ``lowercase``, ``path`` (the
+        folder loaded) and ``config`` (the resolved params of the training run;
+        empty for older checkpoints). A copy: changing it changes nothing.
 
         Example:
             >>> Predictor.load("artifacts").info["encoder"]["kind"]  # doctest: +SKIP
@@ -167,8 +205,11 @@ class Predictor:
                             f"texts[{start + offset}] is {type(text).__name__}, expected str"
                         )
                     cleaned.append(clean_text(text, lowercase=self.lowercase))
-                ids, offsets = collate(self.tokenizer.encode_many(cleaned))
-                logits = self.model(ids.to(self.device), offsets.to(self.device))
+                batch = self.tokenizer.collate(self.tokenizer.encode_many(cleaned))
+                if isinstance(batch, dict):
+                    logits = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+                else:
+                    logits = self.model(*(t.to(self.device) for t in batch))
                 out[start : start + len(chunk)] = torch.softmax(logits.float(), dim=1).cpu().numpy()
         return out
 
@@ -182,3 +223,17 @@ class Predictor:
         if len(texts) == 0:
             return []
         return self.encoder.decode(self.predict_proba(texts).argmax(axis=1))
+
+
+def _pretrained_featurizer(
+    record: dict[str, Any],
+    saved: dict[str, Any],
+    embedding_cache: str | Path | None,
+    device: str | torch.device,
+) -> Any:
+    from reference_pipeline.encoders import featurizer_from_dict
+
+    if embedding_cache == "":
+        trained = saved.get("config", {}).get("model", {}).get("embedding_cache")
+        embedding_cache = trained or None
+    return featurizer_from_dict(record, cache_dir=embedding_cache, device=device)

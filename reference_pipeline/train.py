@@ -45,13 +45,23 @@ from torch import nn
 
 from reference_pipeline.config import Params, TrainConfig, load_params
 from reference_pipeline.data import (
+    DataError,
     LabelEncoder,
     _default_mode,
     atomic_write_text,
+    check_output_dir,
     data_hash,
     read_split,
+    remove_stale_temp_files,
 )
-from reference_pipeline.model import Tokenizer, build_model, collate
+from reference_pipeline.model import (
+    build_model,
+    collate,
+    encoder_record,
+    make_featurizer,
+    model_args_for,
+    param_groups,
+)
 
 __all__ = [
     "CHECKPOINT",
@@ -365,21 +375,36 @@ def _batches(
     return list(torch.split(mine, batch_size))
 
 
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """Move a collated batch (a tuple of tensors, or a dict of them) to ``device``."""
+    if isinstance(batch, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _forward(model: nn.Module, batch: Any) -> torch.Tensor:
+    """Call the model on a batch: a dict as keywords (``input_ids``, ``attention_mask``)."""
+    out: torch.Tensor = model(**batch) if isinstance(batch, dict) else model(*batch)
+    return out
+
+
 def _evaluate(
     model: nn.Module,
-    encoded: Sequence[torch.Tensor],
+    encoded: Sequence[Any],
     labels: torch.Tensor,
     num_classes: int,
     device: torch.device,
     batch_size: int = 512,
+    collate_fn: Any = None,
 ) -> dict[str, float]:
+    collate_fn = collate_fn or collate
     model.eval()
     preds: list[torch.Tensor] = []
     total_loss = 0.0
     with torch.inference_mode():
         for start in range(0, len(encoded), batch_size):
-            ids, offsets = collate(encoded[start : start + batch_size])
-            logits = model(ids.to(device), offsets.to(device)).float()
+            batch = _to_device(collate_fn(encoded[start : start + batch_size]), device)
+            logits = _forward(model, batch).float()
             target = labels[start : start + batch_size].to(device)
             total_loss += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
             preds.append(logits.argmax(dim=1).cpu())
@@ -409,11 +434,16 @@ def _learning_rate(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float
         >>> _learning_rate(TrainConfig(lr=1.0, epochs=2, lr_schedule="linear"), 2, 0, 4)
         0.5
     """
+    return float(cfg.lr) * _lr_factor(cfg, epoch, step, steps)
+
+
+def _lr_factor(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """The schedule's multiplier of each group's peak learning rate at ``step`` of ``epoch``."""
     if cfg.lr_schedule == "constant":
-        return float(cfg.lr)
+        return 1.0
     if cfg.lr_schedule == "linear":
         done = (epoch - 1) * steps + step
-        return float(cfg.lr) * max(0.0, 1.0 - done / max(cfg.epochs * steps, 1))
+        return max(0.0, 1.0 - done / max(cfg.epochs * steps, 1))
     raise TrainError(f"train.lr_schedule {cfg.lr_schedule!r}: use 'constant' or 'linear'")
 
 
@@ -455,8 +485,10 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        TrainError: Bad inputs, an unavailable device, or a checkpoint that does
-            not match the data or model settings.
+        TrainError: Bad inputs (one tag only), an unavailable device, an output
+            folder that cannot be written (checked before training; stale temp
+            files of a killed run are removed from it), or a checkpoint that is
+            unreadable or does not match the data or model settings.
 
     Example:
         >>> result = train(params, train_df, val_df, Path("artifacts"))  # doctest: +SKIP
@@ -488,10 +520,24 @@ def _train(
     if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.patience < 1:
         raise TrainError("train.batch_size, train.epochs and train.patience must be >= 1")
     _learning_rate(cfg, 1, 0, 1)  # an unknown schedule fails before any work
+    try:
+        # Every process checks: a folder it cannot write would fail at the first checkpoint.
+        check_output_dir(out)
+    except DataError as exc:
+        raise TrainError(str(exc)) from exc
     info, dev = _init_distributed(select_device(device or cfg.device))
+    if info.is_main:
+        # What a process killed mid-write left; never renamed, so never read.
+        remove_stale_temp_files(out, _OUTPUT_FILES)
 
-    # Phase 1: labels and features, encoded once.
+    # Phase 1: labels and features, encoded once (the pretrained encoder's
+    # frozen vectors come from the on-disk cache where it has them).
     encoder = LabelEncoder().fit(train_df["tag"])
+    if len(encoder) < 2:
+        raise TrainError(
+            f"train data: every row has the tag {encoder.classes[0]!r}; "
+            "a classifier needs at least 2 tags"
+        )
     unseen = sorted(set(val_df["tag"]) - set(encoder.classes))
     if unseen:
         raise TrainError(f"validation tags not in the training data: {', '.join(unseen)}")
@@ -500,13 +546,10 @@ def _train(
         val_df[["text", "tag"]].assign(split="val"),
     ]
     the_hash = data_hash(pd.concat(both))
-    tokenizer = Tokenizer(
-        hash_buckets=mcfg.hash_buckets,
-        word_ngrams=mcfg.word_ngrams,
-        char_ngram_min=mcfg.char_ngram_min,
-        char_ngram_max=mcfg.char_ngram_max,
-        max_words=mcfg.max_words,
-    )
+    try:
+        tokenizer = make_featurizer(mcfg, dev)
+    except ValueError as exc:  # EncoderError, an unknown model.encoder
+        raise TrainError(str(exc)) from exc
     x_train = tokenizer.encode_many(list(train_df["text"]))
     y_train = torch.as_tensor(encoder.encode(train_df["tag"]))
     x_val = tokenizer.encode_many(list(val_df["text"]))
@@ -515,14 +558,11 @@ def _train(
 
     # Phase 2: model and optimiser, seeded; state from the checkpoint when resuming.
     _seed_everything(cfg.seed)
-    model_args = {
-        "hash_buckets": mcfg.hash_buckets,
-        "embedding_dim": mcfg.embedding_dim,
-        "num_classes": k,
-        "dropout": mcfg.dropout,
-    }
+    model_args = model_args_for(mcfg, tokenizer, k)
     model = build_model(model_args).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, mcfg, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     # Dropout masks differ per process; rank 0 of one process matches the plain run.
     torch.manual_seed(cfg.seed + info.rank)
     epoch, best, best_epoch, bad_epochs = 0, -1.0, 0, 0
@@ -532,7 +572,7 @@ def _train(
     ckpt_path = out / CHECKPOINT
     autocast, scaler = _autocast(dev, cfg.amp)
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ckpt = _load_checkpoint(ckpt_path)
         if ckpt["data_hash"] != the_hash:
             raise TrainError(
                 f"{ckpt_path}: checkpoint was trained on different data; "
@@ -584,14 +624,14 @@ def _train(
             bar.start_epoch(epoch, len(batches))
             loss_sum, seen = 0.0, 0
             for step, batch in enumerate(batches):
+                factor = _lr_factor(cfg, epoch, step, len(batches))
                 for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(cfg, epoch, step, len(batches))
-                ids, offsets = collate([x_train[i] for i in batch.tolist()])
-                ids, offsets = ids.to(dev, non_blocking=True), offsets.to(dev, non_blocking=True)
+                    group["lr"] = group["base_lr"] * factor
+                inputs = _to_device(tokenizer.collate([x_train[i] for i in batch.tolist()]), dev)
                 target = y_train[batch].to(dev, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 with autocast():
-                    logits = net(ids, offsets)
+                    logits = _forward(net, inputs)
                     loss = loss_fn(logits.float(), target)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -608,7 +648,7 @@ def _train(
             row = {
                 "epoch": float(epoch),
                 "train_loss": loss_sum / max(seen, 1),
-                **_evaluate(model, x_val, y_val, k, dev),
+                **_evaluate(model, x_val, y_val, k, dev, collate_fn=tokenizer.collate),
                 "seconds": time.perf_counter() - t0,
                 "samples_per_second": seen * info.world_size / max(train_seconds, 1e-9),
             }
@@ -658,8 +698,10 @@ def _train(
                 "model_args": model_args,
                 "state_dict": best_state,
                 "tokenizer": tokenizer.to_dict(),
+                "encoder": encoder_record(tokenizer),
                 "preprocess": {"lowercase": params.data.lowercase},
                 "classes": encoder.classes,
+                "config": params.to_dict(),
             },
             out / MODEL_FILE,
         )
@@ -689,6 +731,46 @@ def _train(
         world_size=info.world_size,
         best_epoch=best_epoch,
     )
+
+
+#: Files :func:`train` writes into its output folder (their stale temp files are removed).
+_OUTPUT_FILES = (CHECKPOINT, MODEL_FILE, ENCODER_FILE, CONFIG_FILE, METRICS_FILE)
+
+#: What a checkpoint holds; a file without these keys is not one of ours.
+_CHECKPOINT_KEYS = frozenset(
+    {
+        "model_args",
+        "tokenizer",
+        "model_state",
+        "optimizer_state",
+        "epoch",
+        "best_metric",
+        "best_epoch",
+        "bad_epochs",
+        "best_state",
+        "finished",
+        "history",
+        "rng",
+        "data_hash",
+    }
+)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read ``checkpoint.pt`` (``weights_only=True``), or say in one line that it is not one."""
+    hint = "train without --resume to start over (it replaces the file)"
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        # Random bytes, a truncated file, a foreign pickle: torch's own message
+        # advises weights_only=False, which is the wrong advice for a file we
+        # cannot trust.
+        raise TrainError(
+            f"{path}: not a valid checkpoint of this pipeline ({type(exc).__name__}); {hint}"
+        ) from exc
+    if not isinstance(ckpt, dict) or not ckpt.keys() >= _CHECKPOINT_KEYS:
+        raise TrainError(f"{path}: not a valid checkpoint of this pipeline (wrong content); {hint}")
+    return ckpt
 
 
 #: Train settings that may change between a run and its resume without changing the result.
