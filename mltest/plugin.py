@@ -748,3 +748,58 @@ def model_checker(request: pytest.FixtureRequest, ml_seed: int) -> Any:
 # --- fixtures: data checks (issue 4) ----------------------------------------
 
 # --- fixtures: behavioural tests (issue 5) ----------------------------------
+
+# --- fixtures: served-model test kit (issue 10) -----------------------------
+
+
+@pytest.fixture
+def ml_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Start server processes for one test; every one is stopped when the test ends.
+
+    Call it with a command line (``{host}`` and ``{port}`` are filled in with
+    127.0.0.1 and a free port) and the options of ``mltest.serving.start_server``
+    (``ready_path``, ``timeout``, ``env``, ``grace``...). It returns a
+    ``RunningServer`` once ``GET ready_path`` answers 200: ``base_url`` and an
+    ``httpx`` ``client``. A failing test's report shows the server's log tail;
+    the latency of the client's calls goes into the mltest report.
+
+    Example:
+        >>> def test_health(ml_server):  # doctest: +SKIP
+        ...     server = ml_server(["uvicorn", "app:app", "--port", "{port}"], ready_path="/health")
+        ...     assert server.client.get("/health").status_code == 200
+    """
+    from mltest import serving
+
+    serving.install_log_reporter(request.config)
+    factory = serving.ServerFactory()
+    try:
+        yield factory.start
+    finally:
+        latencies = [ms for server in factory.servers for ms in server.latencies_ms]
+        factory.close()
+        if latencies:
+            serving.record_latency("ml_server", latencies)
+
+
+@pytest.fixture(scope="session")
+def ml_server_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A ``mltest.serving.ServerFactory`` for module- or session-scoped servers.
+
+    Servers it starts are stopped when their ``with factory.serve(...)`` block
+    ends, and at the end of the session at the latest.
+
+    Example:
+        >>> @pytest.fixture(scope="module")  # doctest: +SKIP
+        ... def server(ml_server_factory):
+        ...     with ml_server_factory.serve(["bentoml", "serve", "svc:Svc",
+        ...                                   "--port", "{port}"]) as running:
+        ...         yield running
+    """
+    from mltest import serving
+
+    serving.install_log_reporter(request.config)
+    factory = serving.ServerFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()
