@@ -38,11 +38,13 @@ __all__ = [
     "Splits",
     "atomic_write_text",
     "bbc_news_dir",
+    "check_output_dir",
     "clean",
     "clean_text",
     "data_hash",
     "load_dataset",
     "prepare",
+    "remove_stale_temp_files",
     "split",
 ]
 
@@ -320,10 +322,16 @@ def split(
         raise DataError(f"{source}: missing column {label_column!r}")
     if df.empty:
         raise DataError(f"{source}: no rows to split")
+    labels = sorted(df[label_column].unique(), key=str)
+    if len(labels) < 2:
+        raise DataError(
+            f"{source}: every row has the label {labels[0]!r}; a classifier needs at least "
+            "2 labels: add rows of other labels"
+        )
     rng = np.random.default_rng(seed)
     parts: dict[str, list[Any]] = {"train": [], "val": [], "test": []}
-    needed = max(min_rows_per_label, 1 + (val_size > 0) + (test_size > 0))
-    for label in sorted(df[label_column].unique(), key=str):
+    needed = _rows_needed(val_size, test_size, min_rows_per_label)
+    for label in labels:
         index = df.index[df[label_column] == label].to_numpy()
         n = len(index)
         if n < needed:
@@ -332,8 +340,7 @@ def split(
                 f"split (need at least {needed}); add rows or drop the label"
             )
         shuffled = index[rng.permutation(n)]
-        n_test = max(1, round(n * test_size)) if test_size > 0 else 0
-        n_val = max(1, round(n * val_size)) if val_size > 0 else 0
+        n_test, n_val = _cut(n, val_size, test_size)
         parts["test"].extend(shuffled[:n_test])
         parts["val"].extend(shuffled[n_test : n_test + n_val])
         parts["train"].extend(shuffled[n_test + n_val :])
@@ -344,6 +351,22 @@ def split(
         return part
 
     return Splits(train=take(parts["train"]), val=take(parts["val"]), test=take(parts["test"]))
+
+
+def _cut(n: int, val_size: float, test_size: float) -> tuple[int, int]:
+    """Rows of a label with ``n`` rows that go to test and to validation."""
+    n_test = max(1, round(n * test_size)) if test_size > 0 else 0
+    n_val = max(1, round(n * val_size)) if val_size > 0 else 0
+    return n_test, n_val
+
+
+def _rows_needed(val_size: float, test_size: float, min_rows_per_label: int) -> int:
+    """The fewest rows a label needs: ``min_rows_per_label``, and one left for training."""
+    n = max(min_rows_per_label, 1 + (val_size > 0) + (test_size > 0))
+    # Rounding can hand every row to val and test (4 rows at 0.45/0.45 cut 2 + 2).
+    while n - sum(_cut(n, val_size, test_size)) < 1:
+        n += 1
+    return n
 
 
 def subsample(
@@ -478,10 +501,24 @@ class LabelEncoder:
     def load(cls, path: str | Path) -> LabelEncoder:
         """Read an encoder written by :meth:`save`.
 
+        Raises:
+            DataError: The file is unreadable, not JSON, or not an encoder's JSON.
+
         Example:
             >>> LabelEncoder.load("artifacts/label_encoder.json")  # doctest: +SKIP
         """
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        file = Path(path)
+        hint = "train the model again to rewrite it"
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            raise DataError(f"{file}: corrupt label encoder file ({reason}); {hint}") from exc
+        try:
+            return cls.from_dict(data)
+        except DataError as exc:
+            reason = str(exc).removeprefix("label encoder: ")
+            raise DataError(f"{file}: corrupt label encoder file ({reason}); {hint}") from exc
 
 
 # --- files -------------------------------------------------------------------
@@ -514,6 +551,74 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+#: What ``tempfile.mkstemp(prefix=".<name>.", suffix=".tmp")`` names the atomic
+#: writers' temp files: eight characters of its alphabet between the two.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(folder: str | Path, names: Iterable[str]) -> list[Path]:
+    """Delete the temp files that an interrupted atomic write of ``names`` left in ``folder``.
+
+    A process killed (``kill -9``, power loss) between creating the temp file
+    and the rename leaves ``.<name>.<8 characters>.tmp`` behind. Only files of
+    that exact pattern for the given target names are removed, so other tools'
+    files in the folder are never touched. Call it when a stage starts, before
+    it writes.
+
+    Returns:
+        The removed paths (none when the folder does not exist).
+
+    Example:
+        >>> remove_stale_temp_files("artifacts/model", ["checkpoint.pt"])  # doctest: +SKIP
+        [PosixPath('artifacts/model/.checkpoint.pt.k2_9xq0a.tmp')]
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    wanted = set(names)
+    removed: list[Path] = []
+    for entry in root.iterdir():
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match and match["name"] in wanted and entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return sorted(removed)
+
+
+def check_output_dir(path: str | Path) -> None:
+    """Check that ``path`` is, or can be created as, a folder this process can write to.
+
+    Nothing is created or changed: writing is probed with a temp file in the
+    folder (or in its nearest existing parent), deleted at once. A stage calls
+    this before its work, so a bad output folder fails in one line instead of
+    a traceback at the first write, with nothing already there changed.
+
+    Raises:
+        DataError: A file is in the way, or the folder is not writable.
+
+    Example:
+        >>> check_output_dir("artifacts/model")  # doctest: +SKIP
+    """
+    folder = Path(path)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder else f" (the parent {existing} is a file)"
+        raise DataError(f"{folder}: not a folder{where}; choose another output folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-check.", suffix=".tmp")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = "output folder" if existing == folder else f"parent folder {existing}"
+        raise DataError(
+            f"{folder}: {where} is not writable ({reason}); "
+            "choose another output folder or fix its permissions"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
 def data_hash(df: pd.DataFrame) -> str:
     """Return a SHA-256 of a DataFrame's content (columns and values, not the index).
 
@@ -534,10 +639,15 @@ def prepare(params: Params, out_dir: str | Path) -> dict[str, Any]:
 
     Args:
         params: The resolved parameters (the ``data`` section is used).
-        out_dir: Folder for the three CSV files (created if missing).
+        out_dir: Folder for the three CSV files (created if missing). It is
+            checked before any work and stale temp files of an interrupted
+            run are removed from it.
 
     Returns:
         A summary: source, rows per split, tags per split, and each file's data hash.
+
+    Raises:
+        DataError: Bad data, or an output folder that cannot be written.
 
     Example:
         >>> from reference_pipeline.config import load_params  # doctest: +SKIP
@@ -545,6 +655,9 @@ def prepare(params: Params, out_dir: str | Path) -> dict[str, Any]:
         {'train': 1465, 'val': 315, 'test': 315}
     """
     cfg = params.data
+    out = Path(out_dir)
+    check_output_dir(out)
+    remove_stale_temp_files(out, [f"{name}.csv" for name in ("train", "val", "test")])
     raw = load_dataset(cfg.source)
     df = clean(raw, lowercase=cfg.lowercase, dedupe_titles=cfg.dedupe_titles)
     df = subsample(df, cfg.max_rows_per_label, seed=cfg.seed)
@@ -555,7 +668,6 @@ def prepare(params: Params, out_dir: str | Path) -> dict[str, Any]:
         seed=cfg.seed,
         min_rows_per_label=cfg.min_rows_per_label,
     )
-    out = Path(out_dir)
     summary: dict[str, Any] = {
         "source": raw.attrs.get("source"),
         "rows_raw": len(raw),
