@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +74,7 @@ _STAGE_ERRORS = (
     ("reference_pipeline.train", "TrainError"),
     ("reference_pipeline.predict", "PredictError"),
     ("reference_pipeline.tune", "TuneError"),
+    ("reference_pipeline.encoders", "EncoderError"),
 )
 
 
@@ -125,8 +125,13 @@ def _load(
 ) -> Params:
     from reference_pipeline.config import load_params
 
+    source: Path | None = params_path
     if not params_path.is_file():
-        raise CLIError(f"--params {str(params_path)!r}: file not found")
+        # No params.yaml in the working folder: the dataclass defaults (which
+        # the repository's params.yaml mirrors). A named other file must exist.
+        if params_path != DEFAULT_PARAMS:
+            raise CLIError(f"--params {str(params_path)!r}: file not found")
+        source = None
     overrides = _parse_sets(sets)
     if data is not None:
         if not data.is_file():
@@ -134,7 +139,7 @@ def _load(
         overrides["data.source"] = str(data)
     if device is not None:
         overrides["train.device"] = _check_device(device)
-    return load_params(params_path, overrides)
+    return load_params(source, overrides)
 
 
 def _check_device(device: str) -> str:
@@ -170,6 +175,44 @@ def _read_splits(data_dir: Path, *names: str) -> list[Any]:
 
     _need_dir(data_dir, "--data-dir", "run `python -m reference_pipeline prepare` first")
     return [read_split(data_dir / f"{name}.csv") for name in names]
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def _stdin_lines() -> list[str]:
+    """The non-blank lines of stdin, decoded as UTF-8: a byte that is not is a CLIError.
+
+    Text-mode stdin would smuggle such bytes in as lone surrogates, which fail
+    deep in featurizing; the policy here is to refuse them and name the byte.
+    """
+    buffer = getattr(sys.stdin, "buffer", None)
+    raw: bytes = (
+        buffer.read() if buffer is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CLIError(
+            f"stdin: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+            "send the texts as UTF-8"
+        ) from None
+    return [line.strip() for line in _NEWLINE.split(text) if line.strip()]
+
+
+def _utf8_arguments(texts: list[str]) -> list[str]:
+    """The text arguments; one whose bytes were not UTF-8 (lone surrogates) is a CLIError."""
+    for number, text in enumerate(texts, start=1):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = ord(text[exc.start]) - 0xDC00
+            shown = f"byte 0x{byte:02x}" if 0x80 <= byte <= 0xFF else "a lone surrogate"
+            raise CLIError(
+                f"text argument {number}: not UTF-8 ({shown}); send the texts as UTF-8"
+            ) from None
+    return list(texts)
 
 
 def _progress(value: bool | None) -> bool:
@@ -301,20 +344,50 @@ def evaluate(
         bool,
         typer.Option("--baselines/--no-baselines", help="Also fit and evaluate the baselines."),
     ] = True,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="A labelled CSV (title, description, tag) to evaluate on instead of "
+            "<data-dir>/test.csv, cleaned as in training. Baselines fit on "
+            "<data-dir>/train.csv when it exists.",
+            show_default=False,
+        ),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Evaluate the trained model (and the baselines) on test.csv."""
+    """Evaluate the trained model (and the baselines) on test.csv or any labelled CSV."""
     with _user_errors():
         cfg = _load(params, set_)
-        train_df, test_df = _read_splits(data_dir, "train", "test")
-        predictor, encoder = _load_predictor(model_dir)
+        predictor, encoder = _load_predictor(model_dir, cache=False)
+        from reference_pipeline.data import read_split
+
+        if data is not None:
+            test_df = _holdout(data, cfg, encoder.classes, "--data")
+            split_name = data.name
+            train_file = data_dir / "train.csv"
+            train_df = read_split(train_file) if baselines and train_file.is_file() else None
+            if baselines and train_df is None:
+                typer.echo(f"baselines skipped: no {train_file} to fit them on", err=True)
+        else:
+            train_df, test_df = _read_splits(data_dir, "train", "test")
+            split_name = "test"
         fitted, fit_seconds = (
-            _fit_baselines(train_df, encoder, seed=cfg.train.seed) if baselines else ({}, {})
+            _fit_baselines(train_df, encoder, seed=cfg.train.seed)
+            if baselines and train_df is not None
+            else ({}, {})
         )
         metrics = _evaluate(
-            cfg, predictor, fitted, test_df, encoder, out, fit_seconds, _model_seconds(model_dir)
+            cfg,
+            {"model": predictor},
+            fitted,
+            test_df,
+            encoder,
+            out,
+            fit_seconds,
+            {"model": _model_seconds(model_dir)},
         )
-    _print_summary(metrics, out)
+    _print_summary(metrics, out, split=split_name)
 
 
 @app.command()
@@ -329,9 +402,9 @@ def predict(
 ) -> None:
     """Print the predicted label and its confidence for each text (tab-separated)."""
     with _user_errors():
-        items = list(texts or [])
+        items = _utf8_arguments(texts or [])
         if not items and not sys.stdin.isatty():
-            items = [line.strip() for line in sys.stdin if line.strip()]
+            items = _stdin_lines()
         if not items:
             raise CLIError("no texts: give them as arguments or one per line on stdin")
         predictor, _ = _load_predictor(model_dir)
@@ -411,42 +484,78 @@ def run(
     ] = DEFAULT_RUN_DIR,
     device: DeviceOpt = None,
     progress: ProgressOpt = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(
+            "--test",
+            help="A labelled CSV (title, description, tag) to test on: the data is then "
+            "split into train and validation only (data.test_size=0).",
+            show_default=False,
+        ),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare-encoders/--one-encoder",
+            help="Also train the other encoder (hashed <-> pretrained) into <out>/model_<kind> "
+            "and show it side by side.",
+        ),
+    ] = True,
     set_: SetOpt = None,
 ) -> None:
     """The main job: prepare -> baselines -> train -> evaluate, then print the table."""
     with _user_errors():
+        if test is not None and not test.is_file():
+            raise CLIError(f"--test {str(test)!r}: file not found")
         cfg = _load(params, set_, data=data, device=device)
-        from reference_pipeline.data import LabelEncoder, read_split
+        if test is not None:
+            cfg.data.test_size = 0.0
+        from reference_pipeline.data import LabelEncoder, atomic_write_text, read_split
         from reference_pipeline.data import prepare as prepare_stage
 
         data_dir, model_dir, eval_dir = out / "data", out / "model", out / "eval"
         summary = prepare_stage(cfg, data_dir)
-        typer.echo(
-            f"data: {summary.get('source')} -> "
-            + ", ".join(f"{k} {v}" for k, v in summary.get("rows", {}).items())
-            + " rows",
-            err=True,
-        )
+        rows = dict(summary.get("rows", {}))
         train_df, val_df, test_df = (
             read_split(data_dir / f"{n}.csv") for n in ("train", "val", "test")
         )
         encoder = LabelEncoder().fit(train_df["tag"])
+        split_name = "test"
+        if test is not None:
+            test_df = _holdout(test, cfg, encoder.classes, "--test")
+            # Kept beside the splits, so `evaluate --data-dir <out>/data` re-runs this test.
+            atomic_write_text(data_dir / "test.csv", test_df.to_csv(index=False))
+            split_name, rows["test"] = test.name, len(test_df)
+        elif test_df.empty:
+            split_name, test_df = "validation", val_df
+        data_line = (
+            f"data: {summary.get('source')} -> "
+            + ", ".join(f"{k} {v}" for k, v in rows.items())
+            + " rows"
+            + (f" (test: {test})" if test is not None else "")
+        )
         fitted, fit_seconds = _fit_baselines(train_df, encoder, seed=cfg.train.seed)
         result = _train(
             cfg, train_df, val_df, model_dir, resume=False, progress=_progress(progress)
         )
-        predictor, encoder = _load_predictor(model_dir)
+        predictors = {"model": _load_predictor(model_dir, cache=False)[0]}
+        seconds: dict[str, float | None] = {"model": result.seconds}
+        notes = [_encoded_note("model", result)]
+        if compare:
+            other = _train_other_encoder(cfg, train_df, val_df, out, _progress(progress))
+            if isinstance(other, str):
+                notes.append(other)
+            else:
+                name, other_dir, other_result = other
+                predictors[name] = _load_predictor(other_dir, cache=False)[0]
+                seconds[name] = other_result.seconds
+                notes.append(_encoded_note(name, other_result))
         metrics = _evaluate(
-            cfg,
-            predictor,
-            fitted,
-            test_df,
-            encoder,
-            eval_dir,
-            fit_seconds,
-            result.seconds,
+            cfg, predictors, fitted, test_df, encoder, eval_dir, fit_seconds, seconds
         )
-    _print_summary(metrics, eval_dir)
+    _print_summary(
+        metrics, eval_dir, split=split_name, data_line=data_line, notes=[n for n in notes if n]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -473,12 +582,61 @@ def _train(
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
             "device": result.device,
+            "encoder": result.encoder,
+            "encoded_texts": result.encoded_texts,
         }
         ev.write_json_atomic(summary, out / TRAIN_SUMMARY)
     return result
 
 
-def _load_predictor(model_dir: Path) -> tuple[Any, Any]:
+def _holdout(path: Path, cfg: Params, classes: list[str], option: str) -> Any:
+    """A raw labelled CSV, cleaned as the training data is; its tags must be the model's."""
+    from reference_pipeline.data import clean, load_dataset
+
+    if not path.is_file():
+        raise CLIError(f"{option} {str(path)!r}: file not found")
+    df = clean(load_dataset(path), lowercase=cfg.data.lowercase)
+    unknown = sorted(set(df["tag"]) - set(classes))
+    if unknown:
+        raise CLIError(
+            f"{option} {str(path)!r}: tags the model was not trained on: {', '.join(unknown)} "
+            f"(known: {', '.join(classes)})"
+        )
+    return df
+
+
+def _train_other_encoder(
+    cfg: Params, train_df: Any, val_df: Any, out: Path, progress: bool
+) -> tuple[str, Path, Any] | str:
+    """Train the encoder ``model.encoder`` does not name, for the side-by-side table.
+
+    Returns ``(row name, model folder, result)``, or a note saying why it was skipped.
+    """
+    import copy
+
+    from reference_pipeline.encoders import EncoderError
+
+    other = copy.deepcopy(cfg)
+    other.model.encoder = "pretrained" if cfg.model.encoder == "hashed" else "hashed"
+    name = other.model.encoder
+    try:
+        folder = out / f"model_{name}"
+        result = _train(other, train_df, val_df, folder, resume=False, progress=progress)
+        return name, folder, result
+    except EncoderError as exc:
+        return f"{name}: skipped ({exc})"
+
+
+def _encoded_note(name: str, result: Any) -> str:
+    if result.encoded_texts is None:
+        return ""
+    cache = result.encoder.get("mode") == "frozen"
+    return f"{name}: {result.encoded_texts} train/val texts encoded by the network" + (
+        ", the others read from the embedding cache" if cache else ""
+    )
+
+
+def _load_predictor(model_dir: Path, *, cache: bool = True) -> tuple[Any, Any]:
     _need_dir(model_dir, "--model-dir", "run `python -m reference_pipeline train` first")
     for name in ("model.pt", "label_encoder.json"):
         if not (model_dir / name).is_file():
@@ -488,7 +646,9 @@ def _load_predictor(model_dir: Path) -> tuple[Any, Any]:
             )
     from reference_pipeline.predict import Predictor
 
-    predictor = Predictor.load(model_dir)
+    # cache=False: a frozen encoder embeds every text it is given (no on-disk
+    # cache), so the evaluation's predict time is the real cost per text.
+    predictor = Predictor.load(model_dir, **({} if cache else {"embedding_cache": None}))
     return predictor, predictor.encoder
 
 
@@ -507,6 +667,7 @@ def _fit_baselines(
         KeywordBaseline,
         MajorityClassBaseline,
         TfidfLogRegBaseline,
+        fit_timed,
     )
 
     texts = list(train_df["text"])
@@ -515,9 +676,9 @@ def _fit_baselines(
     fitted: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     for model in (MajorityClassBaseline(k), KeywordBaseline(k), TfidfLogRegBaseline(k, seed=seed)):
-        start = time.perf_counter()
-        model.fit(texts, labels)
-        seconds[model.name] = time.perf_counter() - start
+        # One BLAS/OpenMP thread, as the neural model trains with one torch thread:
+        # on a shared 2-core machine the default pools oversubscribe (30x slower).
+        seconds[model.name] = fit_timed(model, texts, labels)
         fitted[model.name] = model
     return fitted, seconds
 
@@ -538,55 +699,102 @@ def _model_seconds(model_dir: Path) -> float | None:
 
 def _evaluate(
     cfg: Params,
-    predictor: Any,
+    predictors: Mapping[str, Any],
     baselines: Mapping[str, Any],
     test_df: Any,
     encoder: Any,
     out: Path,
     fit_seconds: Mapping[str, float],
-    model_seconds: float | None,
+    model_seconds: Mapping[str, float | None],
 ) -> dict[str, Any]:
     from reference_pipeline import evaluate as ev
+    from reference_pipeline.baselines import single_threaded
 
     section = cfg.extra.get("evaluate", {})
     extra: dict[str, dict[str, Any]] = {
         name: {"train_seconds": round(s, 4)} for name, s in fit_seconds.items()
     }
-    extra["model"] = {"train_seconds": None if model_seconds is None else round(model_seconds, 4)}
-    return ev.evaluate(
-        {"model": predictor},
-        test_df,
-        encoder,
-        out,
-        baselines=baselines,
-        n_bins=int(section.get("n_bins", ev.DEFAULT_N_BINS)),
-        top_k=int(section.get("top_k", ev.DEFAULT_TOP_K)),
-        extra=extra,
-    )
+    for name, predictor in predictors.items():
+        seconds = model_seconds.get(name)
+        extra[name] = {
+            "train_seconds": None if seconds is None else round(seconds, 4),
+            "encoder": _encoder_label(predictor),
+        }
+    for name in baselines:
+        extra.setdefault(name, {})["encoder"] = "-"
+    with single_threaded():  # predict times as honest as the fits'
+        metrics: dict[str, Any] = ev.evaluate(
+            dict(predictors),
+            test_df,
+            encoder,
+            out,
+            baselines=baselines,
+            n_bins=int(section.get("n_bins", ev.DEFAULT_N_BINS)),
+            top_k=int(section.get("top_k", ev.DEFAULT_TOP_K)),
+            extra=extra,
+        )
+    return metrics
 
 
-def _print_summary(metrics: Mapping[str, Any], out: Path) -> None:
+def _encoder_label(predictor: Any) -> str:
+    record = getattr(predictor, "info", {}).get("encoder", {})
+    kind = str(record.get("kind", "hashed"))
+    return f"{kind}/{record['mode']}" if "mode" in record else kind
+
+
+#: The table's columns (``model`` and ``encoder`` left-aligned).
+TABLE_COLUMNS = (
+    "model",
+    "encoder",
+    "macro-F1",
+    "weighted F1",
+    "accuracy",
+    "ECE",
+    "train s",
+    "predict ms/text",
+)
+
+
+def _print_summary(
+    metrics: Mapping[str, Any],
+    out: Path,
+    *,
+    split: str = "test",
+    data_line: str | None = None,
+    notes: list[str] | None = None,
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Test split: baselines and model side by side")
-    for column in ("model", "macro-F1", "accuracy", "ECE", "train s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
     summary: Mapping[str, Mapping[str, Any]] = metrics["summary"]
-    # Baselines first, the neural model last: the table reads simple -> complex.
-    order = [n for n in summary if n != "model"] + [n for n in summary if n == "model"]
+    results: Mapping[str, Mapping[str, Any]] = metrics["models"]
+    n = next(iter(results.values()))["n"] if results else 0
+    title = f"{split} split, {n} rows: baselines and encoders side by side"
+    table = Table(title=title[:1].upper() + title[1:], caption=data_line)
+    for column in TABLE_COLUMNS:
+        table.add_column(column, justify="left" if column in ("model", "encoder") else "right")
+    # Baselines first, the neural models last: the table reads simple -> complex.
+    neural = [name for name in summary if summary[name].get("encoder", "-") != "-"]
+    order = [name for name in summary if name not in neural] + neural
     for name in order:
         row = summary[name]
         seconds = row.get("train_seconds")
+        overall = results[name]["overall"]
+        per_text = 1000 * float(row.get("predict_seconds", 0.0)) / max(results[name]["n"], 1)
         table.add_row(
             name,
+            str(row.get("encoder", "-")),
             f"{row['macro_f1']:.4f}",
+            f"{overall['weighted_f1']:.4f}",
             f"{row['accuracy']:.4f}",
             f"{row['ece']:.4f}",
             "-" if seconds is None else f"{seconds:.2f}",
+            f"{per_text:.3f}",
         )
-    console = Console(width=100)
+    console = Console(width=120)
     console.print(table)
+    for note in notes or []:
+        console.print(note)
     console.print(f"metrics: {out / 'metrics.json'}")
     plots = metrics.get("plots", {})
     console.print("plots:   " + ", ".join(str(p) for p in plots.values()))

@@ -121,6 +121,10 @@ class TrainResult:
     world_size: int = 1
     # Epoch whose weights were kept (best validation macro-F1).
     best_epoch: int = 0
+    # What the checkpoint records about the encoder ({"kind": "hashed"} or the pretrained one's).
+    encoder: dict[str, Any] = field(default_factory=dict)
+    # Pretrained frozen mode: texts the network encoded (the others came from the cache).
+    encoded_texts: int | None = None
 
 
 # --- devices and processes ---------------------------------------------------
@@ -730,6 +734,8 @@ def _train(
         finished=finished,
         world_size=info.world_size,
         best_epoch=best_epoch,
+        encoder=encoder_record(tokenizer),
+        encoded_texts=getattr(tokenizer, "encoded", None),
     )
 
 
