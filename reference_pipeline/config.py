@@ -141,9 +141,12 @@ class TrainConfig:
     lr_schedule: str = "linear"
     # AdamW decoupled weight decay.
     weight_decay: float = 0.0
-    # Stop after this many epochs without a better validation macro-F1.
+    # Stop after this many epochs without a better monitored validation score.
     patience: int = 3
-    # Smallest improvement of validation macro-F1 that resets the patience counter.
+    # What picks the kept epoch and drives early stopping: "val_macro_f1" or
+    # "val_loss" (smoother on small validation sets: every row counts, not only flips).
+    monitor: str = "val_macro_f1"
+    # Smallest improvement of the monitored score that resets the patience counter.
     min_delta: float = 0.0
     # "auto" (cuda, then mps, then cpu), or a torch device string ("cpu", "cuda:0").
     device: str = "auto"

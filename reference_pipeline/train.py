@@ -524,6 +524,7 @@ def _train(
     if cfg.batch_size < 1 or cfg.epochs < 1 or cfg.patience < 1:
         raise TrainError("train.batch_size, train.epochs and train.patience must be >= 1")
     _learning_rate(cfg, 1, 0, 1)  # an unknown schedule fails before any work
+    _monitored(cfg, {"val_loss": 0.0, "val_macro_f1": 0.0})  # so does an unknown monitor
     try:
         # Every process checks: a folder it cannot write would fail at the first checkpoint.
         check_output_dir(out)
@@ -569,7 +570,7 @@ def _train(
     )
     # Dropout masks differ per process; rank 0 of one process matches the plain run.
     torch.manual_seed(cfg.seed + info.rank)
-    epoch, best, best_epoch, bad_epochs = 0, -1.0, 0, 0
+    epoch, best, best_epoch, bad_epochs = 0, -float("inf"), 0, 0
     best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     history: list[dict[str, float]] = []
     finished = False
@@ -657,13 +658,14 @@ def _train(
                 "samples_per_second": seen * info.world_size / max(train_seconds, 1e-9),
             }
             history.append(row)
-            if row["val_macro_f1"] > best + cfg.min_delta:
-                best, best_epoch, bad_epochs = row["val_macro_f1"], epoch, 0
+            score = _monitored(cfg, row)
+            if score > best + cfg.min_delta:
+                best, best_epoch, bad_epochs = score, epoch, 0
                 best_state = {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
             else:
                 bad_epochs += 1
             finished = bad_epochs >= cfg.patience or epoch >= cfg.epochs
-            bar.end_epoch(f"val F1 {row['val_macro_f1']:.4f} (best {best:.4f})")
+            bar.end_epoch(f"val F1 {row['val_macro_f1']:.4f} (best epoch {best_epoch})")
             live.log_epoch(row)
             rng = _gather_rng(info)
             if info.is_main:
@@ -693,7 +695,7 @@ def _train(
                 break
     finally:
         bar.close()
-        live.close(best, epoch)
+        live.close(_best_f1(history, best_epoch), epoch)
 
     # Phase 4: the final artefacts, from the best epoch's weights.
     if finished and info.is_main:
@@ -712,8 +714,9 @@ def _train(
         encoder.save(out / ENCODER_FILE)
         atomic_write_text(out / CONFIG_FILE, json.dumps(params.to_dict(), indent=2) + "\n")
         metrics = {
-            "best_val_macro_f1": best,
+            "best_val_macro_f1": _best_f1(history, best_epoch),
             "best_epoch": best_epoch,
+            "monitor": cfg.monitor,
             "epochs_run": epoch,
             "device": str(dev),
             "world_size": info.world_size,
@@ -726,7 +729,7 @@ def _train(
         dist.destroy_process_group()
     return TrainResult(
         checkpoint=ckpt_path,
-        best_val_macro_f1=best,
+        best_val_macro_f1=_best_f1(history, best_epoch),
         epochs_run=epoch,
         seconds=time.perf_counter() - started,
         device=str(dev),
@@ -777,6 +780,29 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or not ckpt.keys() >= _CHECKPOINT_KEYS:
         raise TrainError(f"{path}: not a valid checkpoint of this pipeline (wrong content); {hint}")
     return ckpt
+
+
+def _monitored(cfg: TrainConfig, row: dict[str, float]) -> float:
+    """The epoch's score under ``train.monitor`` (higher is better).
+
+    Example:
+        >>> from reference_pipeline.config import TrainConfig
+        >>> _monitored(TrainConfig(monitor="val_loss"), {"val_loss": 0.5, "val_macro_f1": 0.9})
+        -0.5
+    """
+    if cfg.monitor == "val_macro_f1":
+        return float(row["val_macro_f1"])
+    if cfg.monitor == "val_loss":
+        return -float(row["val_loss"])
+    raise TrainError(f"train.monitor {cfg.monitor!r}: use 'val_macro_f1' or 'val_loss'")
+
+
+def _best_f1(history: list[dict[str, float]], best_epoch: int) -> float:
+    """Validation macro-F1 of the kept epoch (-1.0 before any epoch)."""
+    for row in history:
+        if int(row["epoch"]) == best_epoch:
+            return float(row["val_macro_f1"])
+    return -1.0
 
 
 #: Train settings that may change between a run and its resume without changing the result.
