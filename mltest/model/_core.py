@@ -772,10 +772,20 @@ class Session:
         return self.validate_loss(self.compute_loss(out, targets))
 
     def step(self, optimizer: Any, batch: Batch, model: nn.Module | None = None) -> float | None:
-        """One training step: the user's ``train_step`` or zero_grad/forward/backward/step."""
+        """One training step: the user's ``train_step`` or zero_grad/forward/backward/step.
+
+        With ``accumulation_steps=k`` one step is ``k`` calls of ``train_step``
+        on the batch (the step accumulates k micro-batches and steps on the
+        last); the mean of the losses it returned is the step's loss.
+        """
         model = self.model if model is None else model
         if self.train_step is not None:
-            return as_float(self.train_step(model, optimizer, batch, self.need_loss()))
+            losses = [
+                as_float(self.train_step(model, optimizer, batch, self.need_loss()))
+                for _ in range(self.accumulation_steps)
+            ]
+            known = [v for v in losses if v is not None]
+            return sum(known) / len(known) if len(known) == len(losses) else None
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss_of(batch, model)
         if loss.requires_grad:

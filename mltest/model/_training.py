@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,15 @@ def run_loss_decreases(
             curve.append((i + 1, s.measure(s.batch)))
     after = curve[-1][1]
     metrics = {"loss_before": before, "loss_after": after, "steps": steps}
+    from mltest.report import record_figure
+
+    record_figure(
+        "loss_decreases.loss",
+        "line",
+        {"series": {"loss": [v for _, v in curve]}, "x": [i for i, _ in curve], "x_label": "step"},
+        title=f"loss over {steps} steps",
+        check="loss_decreases",
+    )
     if is_finite(after) and is_finite(before) and after < before:
         return CheckResult(
             "loss_decreases",
@@ -99,6 +109,21 @@ class _Run:
     steps: int
     losses: dict[int, float] = field(default_factory=dict)
     params: dict[str, torch.Tensor] | None = None
+    #: The loss each step reported (or None), for the figure.
+    history: list[float | None] = field(default_factory=list)
+    #: Steps added beyond the budget while the loss was still falling.
+    extended: int = 0
+    lr: float | None = None
+
+
+#: Steps between two loss measurements of the overfit run.
+_EVERY = 25
+
+
+def _falling(curve: list[tuple[int, float]]) -> bool:
+    """Whether the loss fell clearly (5% or more) over the last two measurements (50 steps)."""
+    marks = [v for i, v in curve if i % _EVERY == 0]
+    return len(marks) >= 3 and is_finite(marks[-1]) and marks[-1] < 0.95 * marks[-3]
 
 
 def _overfit(
@@ -109,9 +134,12 @@ def _overfit(
     *,
     record: int = 0,
     snapshot: int = 0,
+    extend: float = 4.0,
 ) -> _Run:
     """Train toward ``fraction`` of the starting loss.
 
+    Stops at the goal, on a plateau, or at ``max_steps``; while the loss is
+    still clearly falling it goes on, up to ``extend * max_steps`` steps.
     Also measures the loss after each of the first ``record`` steps and copies
     the parameters after step ``snapshot``.
     """
@@ -121,11 +149,15 @@ def _overfit(
     start = s.measure(first)
     goal = max(fraction * start, 1e-4) if is_finite(start) else 0.0
     run = _Run(False, [(0, start)], start, start, 0)
+    lrs = {float(g["lr"]) for g in opt.param_groups if isinstance(g.get("lr"), int | float)}
+    run.lr = lrs.pop() if len(lrs) == 1 else None
     last_batch = first
     reached = False
-    for step in range(max_steps):
+    cap = max(max_steps, int(max_steps * max(extend, 1.0)))
+    for step in range(cap):
         b = first if step == 0 else get_batch(step)
         reported = s.step(opt, b)
+        run.history.append(reported)
         run.steps = steps = step + 1
         last_batch = b
         if steps <= record:
@@ -141,24 +173,38 @@ def _overfit(
             run.curve.append((steps, reported))
             break
         check_now = (
-            (reported is not None and reported <= goal) or steps % 25 == 0 or steps == max_steps
+            (reported is not None and reported <= goal) or steps % _EVERY == 0 or steps == max_steps
         )
         if check_now:
             run.final = run.losses.get(steps, None) or s.measure(last_batch)
             run.curve.append((steps, run.final))
             if not is_finite(run.final) or run.final <= goal:
                 reached = True
+            elif steps >= max_steps:
+                # Out of budget: go on only while the loss is still clearly falling.
+                reached = not _falling(run.curve)
+                if not reached and steps % _EVERY == 0:
+                    run.extended = steps + _EVERY - max_steps
             else:
                 # A plateau: no 1% gain over the last two checkpoints (50 steps) or worse.
-                marks = [v for i, v in run.curve if i % 25 == 0]
+                marks = [v for i, v in run.curve if i % _EVERY == 0]
                 reached = len(marks) >= 3 and marks[-1] > 0.99 * min(marks[:-2])
             if reached and steps >= max(record, snapshot):
                 break
+    run.extended = max(0, run.steps - max_steps)
     run.ok = is_finite(run.final) and run.final <= goal
     return run
 
 
-def shared_run(s: Session, *, max_steps: int, fraction: float, record: int, snapshot: int) -> _Run:
+def shared_run(
+    s: Session,
+    *,
+    max_steps: int,
+    fraction: float,
+    record: int,
+    snapshot: int,
+    extend: float = 4.0,
+) -> _Run:
     """The overfit run on the fixed batch, made once per session.
 
     The loss-decrease, overfit and training-determinism checks share it.
@@ -168,13 +214,97 @@ def shared_run(s: Session, *, max_steps: int, fraction: float, record: int, snap
         >>> shared_run(s, max_steps=200, fraction=0.1, record=5, snapshot=3).ok  # doctest: +SKIP
         True
     """
-    key = ("fixed-batch run", max_steps, fraction, record, snapshot)
+    key = ("fixed-batch run", max_steps, fraction, record, snapshot, extend)
     if key not in s.cache:
         s.cache[key] = _overfit(
-            s, lambda step: s.batch, max_steps, fraction, record=record, snapshot=snapshot
+            s,
+            lambda step: s.batch,
+            max_steps,
+            fraction,
+            record=record,
+            snapshot=snapshot,
+            extend=extend,
         )
     run: _Run = s.cache[key]
     return run
+
+
+def _figure(name: str, run: _Run, title: str, caption: str, limit: int | None = None) -> None:
+    """Record the run's loss curve for the report (per-step losses when the step reports them)."""
+    from mltest.report import record_figure
+
+    history = run.history[:limit] if limit is not None else run.history
+    if history and all(v is not None and math.isfinite(v) for v in history):
+        series = [run.start, *[float(v) for v in history if v is not None]]
+        x = list(range(len(series)))
+    else:
+        points = [(i, v) for i, v in run.curve if limit is None or i <= limit]
+        series, x = [v for _, v in points], [i for i, _ in points]
+    if not series:
+        return
+    record_figure(
+        f"{name}.loss",
+        "line",
+        {"series": {"loss": series}, "x": x, "x_label": "step", "y_label": "loss"},
+        title=title,
+        check=name,
+        caption=caption,
+    )
+
+
+def _classes(s: Session) -> int | None:
+    """Scores per example in the output (its last dim), for the known loss floors."""
+    with torch.no_grad():
+        s.reset(train=False)
+        out = s.pick(s.run())
+    if out is None or out.dim() < 2 or not out.is_floating_point() or out.shape[-1] < 2:
+        return None
+    return int(out.shape[-1])
+
+
+def _diagnose(s: Session, run: _Run, max_steps: int) -> tuple[str, list[str]]:
+    """Why the overfit run failed: still falling, flat, or stuck at a known floor."""
+    lr = f"lr={fmt(run.lr)}" if run.lr is not None else "the learning rate"
+    final, start = run.final, run.start
+    classes = _classes(s)
+    if classes is not None and is_finite(final):
+        uniform = math.log(classes)
+        double = math.log(math.e + classes - 1) - 1
+        if abs(final - double) <= 0.03 * double + 1e-3:
+            return (
+                f"stuck at {fmt(double)} = log(e + C - 1) - 1 (C = {classes}), the lowest "
+                "cross-entropy of probabilities fed as logits: softmax before the loss",
+                [
+                    "cross_entropy applies log_softmax itself; on probabilities a perfect "
+                    f"prediction still costs {fmt(double)}",
+                    "fix: pass the raw logits to the loss (no softmax in forward nor in loss_fn)",
+                ],
+            )
+        if abs(final - uniform) <= 0.02 * uniform:
+            return (
+                f"stuck at {fmt(uniform)} = log({classes}), the loss of a uniform prediction",
+                [
+                    "the model predicts the same scores whatever the input: outputs detached "
+                    "from the inputs, a dead layer, or targets that carry no signal",
+                    f"if the curve never moved, try a higher {lr}",
+                ],
+            )
+    if not is_finite(final):
+        return "the loss went non-finite", [f"lower {lr}; see the finite check"]
+    if _falling(run.curve):
+        return (
+            f"still falling when the budget ran out ({run.steps} steps, "
+            f"{run.extended} past overfit_steps={max_steps})",
+            [
+                f"raise {lr} or overfit_steps; dropout and weight decay slow memorising one "
+                "batch down",
+            ],
+        )
+    if final > 0.9 * start:
+        return "flat: the loss barely moved", [
+            f"{lr} too low, or nothing trains: see gradient_flow and parameters_update",
+        ]
+    return "stalled above the goal", [f"{lr} too high (the curve jumps) or too low"]
 
 
 def run_overfit_batch(
@@ -182,6 +312,7 @@ def run_overfit_batch(
     *,
     max_steps: int = 200,
     fraction: float = 0.1,
+    extend: float = 4.0,
     shared: dict[str, Any] | None = None,
 ) -> CheckResult:
     """The loss on one small batch (or the ``batches`` stream) falls near zero within budget.
@@ -193,24 +324,32 @@ def run_overfit_batch(
     """
     stream = s.batches is not None
     if stream:
-        run = _overfit(s, batch_stream(s.batches), max_steps, fraction)
+        run = _overfit(s, batch_stream(s.batches), max_steps, fraction, extend=extend)
     elif shared is not None:
         run = shared_run(s, **shared)
     else:
-        run = _overfit(s, lambda step: s.batch, max_steps, fraction)
+        run = _overfit(s, lambda step: s.batch, max_steps, fraction, extend=extend)
     ok, curve, start, final, steps = run.ok, run.curve, run.start, run.final, run.steps
     metrics = {
         "loss_start": start,
         "loss_final": final,
         "steps": steps,
+        "extended_steps": run.extended,
         "source": "batches" if stream else "batch",
     }
     what = "the batches from `batches`" if stream else "one batch"
+    _figure(
+        "overfit_batch",
+        run,
+        f"overfit {what}",
+        f"goal: {fmt(max(fraction * start, 1e-4))}" if is_finite(start) else "",
+    )
     if ok:
+        more = f" ({run.extended} past the budget while still falling)" if run.extended else ""
         return CheckResult(
             "overfit_batch",
             True,
-            f"overfits {what}: loss {fmt(start)} -> {fmt(final)} in {steps} steps",
+            f"overfits {what}: loss {fmt(start)} -> {fmt(final)} in {steps} steps{more}",
             metrics=metrics,
         )
     details = [f"loss curve: {_curve(curve)}", "likely causes:"]
@@ -218,7 +357,7 @@ def run_overfit_batch(
         fixed = (
             shared_run(s, **shared)
             if shared is not None
-            else _overfit(s, lambda step: s.batch, max_steps, fraction)
+            else _overfit(s, lambda step: s.batch, max_steps, fraction, extend=extend)
         )
         ok_fixed, fstart, ffinal, fsteps = fixed.ok, fixed.start, fixed.final, fixed.steps
         metrics["fixed_batch_loss_final"] = ffinal
@@ -242,6 +381,9 @@ def run_overfit_batch(
                 metrics=metrics,
                 examples=[{"step": i, "loss": v} for i, v in curve],
             )
+    verdict, advice = _diagnose(s, run, max_steps)
+    metrics["verdict"] = verdict
+    details = [f"loss curve: {_curve(curve)}", f"the loss is {verdict}", *advice, "likely causes:"]
     out = None
     with torch.no_grad():
         s.reset(train=False)

@@ -7,7 +7,8 @@ a single check and raise :class:`ModelCheckFailure` with its diagnosis, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from mltest.model._core import (
     LossFn,
     ModelCheckFailure,
     OptimizerFactory,
+    OutputKey,
     Predict,
     Session,
     TrainStep,
@@ -32,6 +34,7 @@ __all__ = [
     "ModelChecker",
     "ModelReport",
     "check_batch_independence",
+    "check_causality",
     "check_device_parity",
     "check_eval_determinism",
     "check_finite",
@@ -41,6 +44,7 @@ __all__ = [
     "check_model",
     "check_output_spec",
     "check_overfit_batch",
+    "check_padding",
     "check_parameters_update",
     "check_training_determinism",
     "check_weight_symmetry",
@@ -59,6 +63,8 @@ CHECKS: tuple[str, ...] = (
     "overfit_batch",
     "weight_symmetry",
     "batch_independence",
+    "causality",
+    "padding",
     "eval_determinism",
     "training_determinism",
     "device_parity",
@@ -126,10 +132,36 @@ def _user_error(name: str, exc: Exception) -> CheckResult:
     )
 
 
+@contextmanager
+def threads(num_threads: int | None) -> Iterator[None]:
+    """Run a block with ``num_threads`` torch intra-op threads, then restore the caller's.
+
+    The checks' batches are tiny: on a shared CPU one thread beats several
+    spinning against each other (see ``benchmarks/model_checks.py``).
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    before = torch.get_num_threads()
+    if num_threads is not None and num_threads != before:
+        torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
 def check_model(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     train_step: TrainStep | None = None,
@@ -150,6 +182,15 @@ def check_model(
     rtol: float = 1e-3,
     atol: float = 1e-5,
     skip: Sequence[str] = (),
+    output_key: OutputKey = None,
+    loss_key: str | int = "loss",
+    attention_mask_key: str = "attention_mask",
+    pad_id: int | None = None,
+    causal: bool = False,
+    sequence_dim: int | None = None,
+    accumulation_steps: int = 1,
+    overfit_extend: float = 4.0,
+    num_threads: int | None = 1,
 ) -> ModelReport:
     """Run every applicable model check and report all failures at once.
 
@@ -162,7 +203,10 @@ def check_model(
         batch: A small training batch: a tensor, ``(inputs, targets)`` (inputs
             may be a tuple of positional arguments), or a dict of tensors whose
             ``target_key`` entry holds the targets (Hugging Face style).
-        loss_fn: ``loss_fn(outputs, targets) -> scalar tensor``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar tensor``, or None when
+            the model computes its own loss from the labels in the batch: every
+            forward then gets the whole batch (labels included) and the loss
+            is read from the output at ``loss_key``.
         optimizer_factory: ``optimizer_factory(model) -> optimizer``.
         train_step: The project's own step, ``train_step(model, optimizer,
             batch, loss_fn) -> loss``; bugs inside it (a missing zero_grad,
@@ -192,6 +236,26 @@ def check_model(
         rtol: Relative tolerance for device parity.
         atol: Absolute tolerance for device parity.
         skip: Names of checks not to run (see :data:`CHECKS`).
+        output_key: Which output the checks inspect: a dict key or attribute
+            (``"logits"``), a tuple index, or ``output_key(outputs) -> tensor``.
+            Default: the output itself, ``.logits``, or a tuple's first tensor.
+        loss_key: Where the model's own loss is (``loss_fn=None``): a key or
+            attribute, or a tuple index (nanoGPT's ``(logits, loss)``: 1).
+        attention_mask_key: Key of the attention mask in dict batches; when
+            the batch has it, the padding check runs.
+        pad_id: The padding token id; turns on the padding check.
+        causal: The model is causal: the causality check runs.
+        sequence_dim: The sequence dimension (default 1); giving it turns on
+            the causality check too.
+        accumulation_steps: ``train_step`` accumulates this many micro-batches
+            on purpose and steps on the last; a step of the checks is then k
+            calls, and zero_grad checks that nothing survives a cycle.
+        overfit_extend: While the loss is still clearly falling at the end of
+            ``overfit_steps``, the overfit check goes on, up to this many times
+            the budget.
+        num_threads: Torch intra-op threads while the checks run (their
+            batches are tiny; one is fastest on a shared CPU); the caller's
+            setting is restored. None leaves it alone.
 
     Returns:
         A :class:`ModelReport` of every check that ran.
@@ -217,6 +281,72 @@ def check_model(
     unknown = sorted(set(skip) - set(CHECKS))
     if unknown:
         raise MLUsageError(f"skip: unknown check {unknown[0]!r}; known: {', '.join(CHECKS)}")
+    with threads(num_threads):
+        return _check_model(
+            model,
+            batch,
+            loss_fn,
+            optimizer_factory,
+            train_step=train_step,
+            batches=batches,
+            predict=predict,
+            output_shape=output_shape,
+            output_dtype=output_dtype,
+            output_range=output_range,
+            probabilities=probabilities,
+            frozen=frozen,
+            ignore=ignore,
+            devices=devices,
+            seed=seed,
+            target_key=target_key,
+            steps=steps,
+            overfit_steps=overfit_steps,
+            overfit_fraction=overfit_fraction,
+            rtol=rtol,
+            atol=atol,
+            skip=skip,
+            overfit_extend=overfit_extend,
+            session_options={
+                "model_loss": loss_fn is None,
+                "output_key": output_key,
+                "loss_key": loss_key,
+                "attention_mask_key": attention_mask_key,
+                "pad_id": pad_id,
+                "causal": causal,
+                "sequence_dim": sequence_dim,
+                "accumulation_steps": accumulation_steps,
+            },
+        )
+
+
+def _check_model(
+    model: nn.Module,
+    batch: Batch,
+    loss_fn: LossFn | None,
+    optimizer_factory: OptimizerFactory,
+    *,
+    train_step: TrainStep | None,
+    batches: Any,
+    predict: Predict | None,
+    output_shape: Sequence[int | None] | None,
+    output_dtype: torch.dtype | None,
+    output_range: tuple[float, float] | None,
+    probabilities: bool,
+    frozen: Sequence[str],
+    ignore: Sequence[str],
+    devices: Sequence[str],
+    seed: int,
+    target_key: str,
+    steps: int,
+    overfit_steps: int,
+    overfit_fraction: float,
+    rtol: float,
+    atol: float,
+    skip: Sequence[str],
+    overfit_extend: float,
+    session_options: dict[str, Any],
+) -> ModelReport:
+    __tracebackhide__ = True
     session = Session(
         model,
         batch,
@@ -229,6 +359,7 @@ def check_model(
         target_key=target_key,
         frozen=frozen,
         ignore=ignore,
+        **session_options,
     )
     # One training run on the fixed batch serves the loss-decrease, overfit and
     # (first half of the) training-determinism checks: they start from the same
@@ -238,6 +369,7 @@ def check_model(
         "fraction": overfit_fraction,
         "record": steps,
         "snapshot": _DETERMINISM_STEPS,
+        "extend": overfit_extend,
     }
     report = ModelReport()
     failures: list[CheckResult] = []
@@ -257,10 +389,16 @@ def check_model(
         "zero_grad": lambda: _checks.run_zero_grad(session),
         "loss_decreases": lambda: _checks.run_loss_decreases(session, steps=steps, shared=shared),
         "overfit_batch": lambda: _checks.run_overfit_batch(
-            session, max_steps=overfit_steps, fraction=overfit_fraction, shared=shared
+            session,
+            max_steps=overfit_steps,
+            fraction=overfit_fraction,
+            extend=overfit_extend,
+            shared=shared,
         ),
         "weight_symmetry": lambda: _checks.run_weight_symmetry(session),
         "batch_independence": lambda: _checks.run_batch_independence(session),
+        "causality": lambda: _checks.run_causality(session),
+        "padding": lambda: _checks.run_padding(session),
         "eval_determinism": lambda: _checks.run_eval_determinism(session),
         "training_determinism": lambda: _checks.run_training_determinism(
             session, steps=_DETERMINISM_STEPS, shared=shared
@@ -495,9 +633,16 @@ def check_zero_grad(
     optimizer_factory: OptimizerFactory,
     train_step: TrainStep,
     *,
+    accumulation_steps: int = 1,
     target_key: str = "labels",
 ) -> CheckResult | None:
     """Check that ``train_step`` clears the previous step's gradients.
+
+    Holds under gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``)
+    and a ``GradScaler``: the step is replayed with the previous gradients
+    left in ``.grad`` and must see the same gradients at ``optimizer.step()``.
+    With ``accumulation_steps=k`` the step accumulates k micro-batches on
+    purpose: one step is k calls, and no gradient may survive a cycle.
 
     Example:
         >>> def step(model, opt, batch, loss_fn):  # doctest: +SKIP
@@ -510,7 +655,14 @@ def check_zero_grad(
     """
     __tracebackhide__ = True
     s = Session(
-        model, batch, loss_fn, optimizer_factory, train_step=train_step, target_key=target_key
+        model,
+        batch,
+        loss_fn,
+        optimizer_factory,
+        train_step=train_step,
+        target_key=target_key,
+        model_loss=loss_fn is None,
+        accumulation_steps=accumulation_steps,
     )
     return _one(s, lambda: _checks.run_zero_grad(s), "zero_grad")
 
@@ -734,6 +886,94 @@ def check_device_parity(
         lambda: _checks.run_device_parity(s, devices=devices, rtol=rtol, atol=atol),
         "device_parity",
     )
+
+
+def check_causality(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    sequence_dim: int = 1,
+    seed: int = 0,
+    target_key: str = "labels",
+    **options: Any,
+) -> CheckResult | None:
+    """Check that the output at position t depends on no input after t (a causal model).
+
+    Gradients are taken at float inputs and at the outputs of the embedding
+    layers that read the batch's token ids; without such a layer, one token at
+    a time is changed and earlier positions watched. The failure names the
+    leaking positions ("position 3 reads position 4: causal mask off by one?").
+
+    Args:
+        model: The model, called as the batch says (see :func:`check_model`).
+        batch: Token ids ``(batch, time)`` or embeddings ``(batch, time, dim)``, with targets.
+        sequence_dim: The time dimension of inputs and outputs.
+        seed: Seed for the random weights of the probe.
+        target_key: Key of the targets in dict batches.
+        **options: ``output_key=``, ``loss_fn=None``-style ``model_loss=True``,
+            ``attention_mask_key=`` (see :class:`~mltest.model._core.Session`).
+
+    Example:
+        >>> import torch
+        >>> conv = torch.nn.Conv1d(4, 4, 3, padding=1)  # sees t - 1, t and t + 1
+        >>> model = lambda x: conv(x.transpose(1, 2)).transpose(1, 2)  # doctest: +SKIP
+        >>> check_causality(Wrapped(conv), torch.randn(2, 6, 4))  # doctest: +SKIP
+        Traceback (most recent call last):
+        ModelCheckFailure: [causality] causality broken: position 0 reads position 1: ...
+    """
+    __tracebackhide__ = True
+    s = Session(
+        model,
+        batch,
+        seed=seed,
+        target_key=target_key,
+        causal=True,
+        sequence_dim=sequence_dim,
+        **options,
+    )
+    return _one(s, lambda: _checks.run_causality(s), "causality")
+
+
+def check_padding(
+    model: nn.Module,
+    batch: Batch,
+    *,
+    pad_id: int | None = None,
+    attention_mask_key: str = "attention_mask",
+    target_key: str = "labels",
+    **options: Any,
+) -> CheckResult | None:
+    """Check that padding moves no output of a real position nor a pooled output.
+
+    Appends padding (``pad_id``, mask 0) with two different contents and
+    changes the content of the batch's padded positions; outputs of real
+    positions (or per-example outputs, for a classifier) must stay put. Runs
+    in eval mode. Returns None when the batch has no attention mask and no
+    ``pad_id`` is given.
+
+    Args:
+        model: The model, called as the batch says (see :func:`check_model`).
+        batch: A dict batch with ``input_ids`` and the attention mask, or token ids.
+        pad_id: The padding token id (needed when there is no mask).
+        attention_mask_key: Key of the attention mask (1 real, 0 padding).
+        target_key: Key of the targets in dict batches.
+        **options: ``output_key=``, ``model_loss=True``, ``sequence_dim=``.
+
+    Example:
+        >>> batch = {"input_ids": ids, "attention_mask": mask, "labels": y}  # doctest: +SKIP
+        >>> check_padding(classifier, batch).passed  # doctest: +SKIP
+        True
+    """
+    __tracebackhide__ = True
+    s = Session(
+        model,
+        batch,
+        target_key=target_key,
+        pad_id=pad_id,
+        attention_mask_key=attention_mask_key,
+        **options,
+    )
+    return _one(s, lambda: _checks.run_padding(s), "padding")
 
 
 class ModelChecker:

@@ -32,7 +32,7 @@ from mltest.model._gradients import (
     run_parameters_update,
     run_zero_grad,
 )
-from mltest.model._sequence import run_batch_independence
+from mltest.model._sequence import run_batch_independence, run_causality, run_padding
 from mltest.model._spec import run_loss_inputs, run_output_spec
 from mltest.model._training import (
     run_loss_decreases,
@@ -44,6 +44,7 @@ from mltest.model._training import (
 __all__ = [
     "compare_models",
     "run_batch_independence",
+    "run_causality",
     "run_device_parity",
     "run_eval_determinism",
     "run_finite",
@@ -52,6 +53,7 @@ __all__ = [
     "run_loss_inputs",
     "run_output_spec",
     "run_overfit_batch",
+    "run_padding",
     "run_parameters_update",
     "run_training_determinism",
     "run_weight_symmetry",
