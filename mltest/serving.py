@@ -550,8 +550,9 @@ def record_latency(
         39.6
     """
     summary = latency_summary(latencies_ms, seconds)
-    for key, value in summary.items():
-        record_metric(f"{name}.{key}", round(value, 3))
+    for key in ("requests", "p50_ms", "p95_ms", "p99_ms", "rps"):
+        if key in summary:
+            record_metric(f"{name}.{key}", round(summary[key], 3))
     if latencies_ms:
         edges = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
         counts = [0] * (len(edges) + 1)
@@ -691,9 +692,10 @@ def check_service_parity(
         response = client.post(path, json=make_request(batch))
         latencies.append((time.perf_counter() - t0) * 1000.0)
         if response.status_code != 200:
+            answer = _short(response.text.strip().splitlines()[0] if response.text.strip() else "")
             for i in range(start, start + len(batch)):
                 mismatches.append(
-                    [i, _short(inputs[i]), "-", "-", "-", f"HTTP {response.status_code}"]
+                    [i, _short(inputs[i]), "-", "-", "-", f"HTTP {response.status_code} {answer}"]
                 )
             continue
         try:
@@ -1018,7 +1020,7 @@ def check_service_rejects_bad_input(
     failures: list[list[Any]] = []
     latencies: list[float] = []
     started = time.perf_counter()
-    for case in cases:
+    for number, case in enumerate(cases):
         headers = {} if case.content_type is None else {"content-type": case.content_type}
         t0 = time.perf_counter()
         try:
@@ -1028,6 +1030,12 @@ def check_service_rejects_bad_input(
             row = [case.name, "-", f"connection failed: {type(exc).__name__}"]
             rows.append(row)
             failures.append([*row, "no answer"])
+            if not _healthy(client, health_path, httpx):
+                left = len(cases) - number - 1
+                failures.append(
+                    [f"({left} later cases)", "-", "not sent", "the server stopped answering"]
+                )
+                break
             continue
         latencies.append((time.perf_counter() - t0) * 1000.0)
         text = response.text.strip()
