@@ -18,8 +18,8 @@ pytest.importorskip("httpx")
 from mltest.serving import ServerStartError, free_port, serve, start_server
 
 
-def _pids(path: Path) -> list[int]:
-    for _ in range(100):
+def _pids(path: Path, wait: float = 30.0) -> list[int]:
+    for _ in range(int(wait / 0.05)):
         if path.is_file() and path.read_text().strip():
             return [int(p) for p in path.read_text().split()]
         time.sleep(0.05)
