@@ -29,6 +29,7 @@ __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "encode_labels",
+    "predictions_from_proba",
     "scores_from_confusion",
 ]
 
@@ -261,6 +262,31 @@ def classification_metrics(
         true_index=true,
         pred_index=pred,
     )
+
+
+def predictions_from_proba(
+    prob: np.ndarray, y_true: Any, labels: Sequence[Any] | None, *, what: str = "check"
+) -> tuple[np.ndarray, list[Any]]:
+    """The argmax of ``prob``, spelled like ``y_true`` (indices, or names from ``labels``).
+
+    Returns:
+        ``(y_pred, labels)``; ``labels`` defaults to the column indices.
+
+    Example:
+        >>> predictions_from_proba(np.array([[0.2, 0.8]]), ["b"], ["a", "b"])[0].tolist()
+        ['b']
+    """
+    top = prob.argmax(axis=1)
+    if labels is None:
+        return top, list(range(prob.shape[1]))
+    names = list(labels)
+    if len(names) != prob.shape[1]:
+        raise MLUsageError(
+            f"{what}: proba has {prob.shape[1]} columns but there are {len(names)} labels"
+        )
+    if _is_integer(np.asarray(y_true).reshape(-1)) and not _is_integer(np.asarray(names)):
+        return top, names
+    return np.asarray(names, dtype=object)[top], names
 
 
 def as_proba(proba: Any, n_rows: int, *, what: str = "check") -> np.ndarray:

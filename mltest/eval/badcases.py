@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mltest.eval._metrics import as_proba, encode_labels
+from mltest.eval._metrics import as_proba, encode_labels, predictions_from_proba
 
 __all__ = ["KINDS", "BadCase", "BadCases", "bad_cases"]
 
@@ -77,13 +77,19 @@ class BadCases:
         return iter(self.rows())
 
     def rows(
-        self, kinds: Sequence[str] = ("false_positive", "false_negative"), classes: Any = None
+        self,
+        kinds: Sequence[str] = ("false_positive", "false_negative"),
+        classes: Any = None,
+        *,
+        unique: bool = False,
     ) -> list[BadCase]:
         """The kept rows of the given kinds, most confident first across classes.
 
         Args:
             kinds: Which kinds to list (default: the mistakes).
             classes: Only these classes (default: all).
+            unique: List each row once: a mistake is a false positive of the
+                predicted class and a false negative of the true one.
 
         Example:
             >>> [(c.label, c.kind) for c in bad_cases([0, 1], [1, 1], labels=["a", "b"]).rows()]
@@ -96,8 +102,16 @@ class BadCases:
             for kind in kinds
             for case in by_kind.get(kind, [])
         ]
-        # Confident mistakes first; rows without a confidence keep their order.
-        out.sort(key=lambda c: -(c.confidence if c.confidence is not None else 0.0))
+        # Confident mistakes first, then row order (the only order without a confidence).
+        out.sort(key=lambda c: (-(c.confidence if c.confidence is not None else 0.0), c.row))
+        if unique:
+            seen: set[int] = set()
+            kept = []
+            for case in out:
+                if case.row not in seen:
+                    seen.add(case.row)
+                    kept.append(case)
+            out = kept
         return out
 
     def table(
@@ -108,23 +122,21 @@ class BadCases:
         limit: int = 10,
         indent: str = "  ",
     ) -> list[str]:
-        """The rows as text lines: class, kind, row, true, predicted, confidence, input.
+        """The rows as text lines (each row once): row, true, predicted, confidence, input.
 
         Example:
             >>> bad_cases([0], [1], labels=["a", "b"]).table()[0].split()
-            ['class', 'kind', 'row', 'true', 'predicted', 'confidence', 'input']
+            ['row', 'true', 'predicted', 'confidence', 'input']
         """
         from mltest.report import format_table
 
-        rows = self.rows(kinds, classes)
+        rows = self.rows(kinds, classes, unique=True)
         if not rows:
             return []
         return format_table(
-            ["class", "kind", "row", "true", "predicted", "confidence", "input"],
+            ["row", "true", "predicted", "confidence", "input"],
             [
                 [
-                    c.label,
-                    c.kind.replace("_", " "),
                     c.row,
                     c.true,
                     c.predicted,
@@ -137,9 +149,11 @@ class BadCases:
             indent=indent,
         )
 
-    def examples(self, kinds: Sequence[str] = ("false_positive", "false_negative")) -> list[Any]:
-        """The rows as dicts, for ``record_check(examples=...)``."""
-        return [c.to_dict() for c in self.rows(kinds)]
+    def examples(
+        self, kinds: Sequence[str] = ("false_positive", "false_negative"), classes: Any = None
+    ) -> list[Any]:
+        """The rows as dicts (each row once), for ``record_check(examples=...)``."""
+        return [c.to_dict() for c in self.rows(kinds, classes, unique=True)]
 
 
 def _short(value: Any) -> str:
@@ -194,9 +208,7 @@ def bad_cases(
     prob = None if proba is None else as_proba(proba, n, what="bad_cases")
     if y_pred is None:
         assert prob is not None
-        y_pred = prob.argmax(axis=1)
-        if labels is None:
-            labels = list(range(prob.shape[1]))
+        y_pred, labels = predictions_from_proba(prob, y_true, labels, what="bad_cases")
     true, pred, names = encode_labels(y_true, y_pred, labels, what="bad_cases")
     if inputs is not None and len(inputs) != n:
         raise MLUsageError(f"bad_cases: inputs has {len(inputs)} rows but y_true has {n}")

@@ -368,11 +368,25 @@ def check_calibration(
             "",
             *cal.table(),
             "",
-            "Over-confident bins have accuracy below confidence. Fit a temperature on "
-            "validation data (mltest.eval.fit_temperature), or retrain with label smoothing.",
+            _advice(cal),
         ]
         raise MLCheckFailure("\n".join(lines))
     return cal
+
+
+def _advice(cal: Calibration) -> str:
+    filled = [b for b in cal.bins if b["count"]]
+    over = sum(b["count"] * (b["confidence"] - b["accuracy"]) for b in filled)
+    if over > 0:
+        return (
+            "The model is over-confident (accuracy below confidence): fit a temperature on "
+            "validation data (mltest.eval.fit_temperature gives T > 1), or train with label "
+            "smoothing."
+        )
+    return (
+        "The model is under-confident (accuracy above confidence): fit a temperature on "
+        "validation data (mltest.eval.fit_temperature gives T < 1)."
+    )
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any, overload
 import numpy as np
 
 from mltest.errors import MLCheckFailure, MLUsageError
-from mltest.eval._metrics import as_proba, encode_labels, macro_f1_present
+from mltest.eval._metrics import as_proba, encode_labels, macro_f1_present, predictions_from_proba
 
 __all__ = [
     "Slice",
@@ -435,11 +435,9 @@ def check_slices(
     prob = None if proba is None else as_proba(proba, n, what="check_slices")
     if y_pred is None:
         assert prob is not None
-        y_pred = prob.argmax(axis=1)
-        if labels is None:
-            labels = list(range(prob.shape[1]))
+        y_pred, labels = predictions_from_proba(prob, y_true, labels, what="check_slices")
     true, pred, names = encode_labels(y_true, y_pred, labels, what="check_slices")
-    if data is not None and hasattr(data, "__len__") and len(data) != n:
+    if data is not None and not isinstance(data, Mapping) and len(data) != n:
         raise MLUsageError(f"check_slices: data has {len(data)} rows but y_true has {n}")
     items = _as_slices(slices)
     if not items:
@@ -555,8 +553,8 @@ def check_slices(
             {
                 "slice": r.name,
                 "rows": r.size,
-                metric: r.value,
-                "gap": r.gap,
+                metric: None if r.value is None else round(r.value, 6),
+                "gap": None if r.gap is None else round(r.gap, 6),
                 "status": _status_text(r),
             }
             for r in (failing or too_small)

@@ -21,6 +21,7 @@ from mltest.eval._metrics import (
     ClassificationMetrics,
     as_proba,
     classification_metrics,
+    predictions_from_proba,
 )
 
 __all__ = ["MetricsResult", "check_metrics"]
@@ -165,9 +166,7 @@ def check_metrics(
     prob = None if proba is None else as_proba(proba, n, what="check_metrics")
     if y_pred is None:
         assert prob is not None
-        y_pred = prob.argmax(axis=1)
-        if labels is None:
-            labels = list(range(prob.shape[1]))
+        y_pred, labels = predictions_from_proba(prob, y_true, labels, what="check_metrics")
     if inputs is not None and len(inputs) != n:
         raise MLUsageError(f"check_metrics: inputs has {len(inputs)} rows but y_true has {n}")
     m = classification_metrics(y_true, y_pred, labels, what="check_metrics")
