@@ -307,7 +307,8 @@ def run_parameters_update(s: Session) -> CheckResult:
     top = max(set(causes), key=causes.count) if causes else ""
     hints = {
         "step never called": "train_step never calls optimizer.step(): add it after "
-        "loss.backward()",
+        "loss.backward() (a step that accumulates k micro-batches on purpose: pass "
+        "accumulation_steps=k)",
         "missing from optimizer": "build the optimizer from model.parameters() (or add the "
         "missing module to a param group)",
         "learning rate 0": "set a non-zero learning rate (check the schedule's first value too)",

@@ -224,7 +224,7 @@ def run_batch_independence(s: Session) -> CheckResult | None:
 # ---------------------------------------------------------------------------
 
 
-def _token_tensor(s: Session) -> tuple[Any, torch.Tensor] | None:
+def token_ids(s: Session) -> tuple[Any, torch.Tensor] | None:
     """The batch's token ids: (key or index, tensor).
 
     The first integer tensor with a sequence dim (``input_ids`` first in a dict batch).
@@ -334,7 +334,7 @@ def run_causality(s: Session) -> CheckResult | None:
     if not s.causal:
         return None
     sd = s.sequence_dim
-    token = _token_tensor(s)
+    token = token_ids(s)
     float_seq = [t for _, t in _named(s.call_inputs) if t.is_floating_point() and t.dim() > sd]
     ref = token[1] if token is not None else (float_seq[0] if float_seq else None)
     if ref is None or ref.dim() <= sd:
@@ -445,7 +445,7 @@ def run_padding(s: Session) -> CheckResult | None:
     mask_key = _mask_key(s)
     if mask_key is None and s.pad_id is None:
         return None
-    token = _token_tensor(s)
+    token = token_ids(s)
     if token is None:
         return None
     where, ids = token

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from mltest.model._common import (
     _REGRESSION_LOSSES,
@@ -24,6 +27,167 @@ from mltest.model._core import (
 # ---------------------------------------------------------------------------
 # Output spec and loss inputs
 # ---------------------------------------------------------------------------
+
+
+#: Loss functions whose inputs are inspected wherever they are called from
+#: (a loss module, a lambda, the model's own forward).
+_FUNCTIONAL = {
+    F.cross_entropy: "cross_entropy",
+    F.nll_loss: "nll_loss",
+    F.mse_loss: "mse_loss",
+    F.l1_loss: "l1_loss",
+    F.smooth_l1_loss: "smooth_l1_loss",
+    F.huber_loss: "huber_loss",
+    F.binary_cross_entropy: "binary_cross_entropy",
+    F.binary_cross_entropy_with_logits: "binary_cross_entropy_with_logits",
+}
+_ELEMENTWISE = {n for n in _FUNCTIONAL.values() if n not in ("cross_entropy", "nll_loss")}
+
+
+class _LossCalls(TorchFunctionMode):
+    """Records every call of a torch loss function, with its arguments, while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = _FUNCTIONAL.get(func)
+        if name is not None:
+            self.calls.append((name, args, kwargs))
+        return func(*args, **kwargs)
+
+
+def _loss_name(s: Session) -> str:
+    if s.model_loss:
+        return "the model's own loss"
+    fn = s.loss_fn
+    if isinstance(fn, nn.Module):
+        return type(fn).__name__
+    named = getattr(fn, "__name__", "")
+    return f"loss_fn {named}" if named and named != "<lambda>" else "loss_fn"
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], i: int, key: str, default: Any) -> Any:
+    return args[i] if len(args) > i else kwargs.get(key, default)
+
+
+def _functional_problems(
+    s: Session, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], *, skip_kinds: bool
+) -> list[tuple[str, list[str]]]:
+    """What reached torch's loss functions, wherever they were called from.
+
+    Probabilities where logits belong, -1 targets, unshifted language-model
+    targets, class indices against elementwise losses.
+    """
+    from mltest.model._sequence import token_ids
+
+    problems: list[tuple[str, list[str]]] = []
+    token = token_ids(s)
+    ids = token[1] if token is not None else None
+    for fname, args, kwargs in calls:
+        inp = _arg(args, kwargs, 0, "input", None)
+        target = _arg(args, kwargs, 1, "target", None)
+        if not isinstance(inp, torch.Tensor) or not isinstance(target, torch.Tensor):
+            continue
+        if fname in ("cross_entropy", "nll_loss"):
+            ignore = int(_arg(args, kwargs, 4, "ignore_index", -100))
+            classes = inp.shape[1] if inp.dim() >= 2 else inp.shape[0]
+            if _is_class_targets(target) and target.numel():
+                negative = target[(target < 0) & (target != ignore)]
+                if negative.numel():
+                    value = int(negative[0])
+                    problems.append(
+                        (
+                            f"targets hold {value} at {negative.numel()} positions, and "
+                            f"{fname}'s ignore_index is {ignore}: pass ignore_index={value}",
+                            [
+                                f"{fname} reads every target as a class index, so {value} ends "
+                                f"in IndexError: Target {value} is out of bounds",
+                                f"fix: F.{fname}(..., ignore_index={value}) (or "
+                                f"nn.CrossEntropyLoss(ignore_index={value})), or mark ignored "
+                                "positions with -100, the default",
+                            ],
+                        )
+                    )
+                valid = target[target >= 0]
+                top = int(valid.max()) if valid.numel() else -1
+                if not skip_kinds and top >= classes:
+                    problems.append(
+                        (
+                            f"wrong output dimension: targets go up to class {top} but "
+                            f"{fname} gets {classes} scores per example (input "
+                            f"{shape_str(inp.shape)})",
+                            [f"likely cause: the last layer needs at least {top + 1} outputs"],
+                        )
+                    )
+                if (
+                    ids is not None
+                    and ids.dim() >= 2
+                    and ids.shape[s.sequence_dim] > 1
+                    and target.numel() == ids.numel()
+                    and torch.equal(
+                        target.reshape(-1).cpu(), ids.reshape(-1).to(target.dtype).cpu()
+                    )
+                ):
+                    problems.append(
+                        (
+                            "the targets are the input tokens themselves: did you forget to "
+                            "shift the targets?",
+                            [
+                                "a language model predicts token t + 1 from tokens <= t: "
+                                "inputs ids[:, :-1], targets ids[:, 1:] (or shift the logits "
+                                "and labels inside forward, as Hugging Face models do)",
+                                "unshifted, the model learns to copy its input and the loss "
+                                "falls to 0 without learning anything",
+                            ],
+                        )
+                    )
+            if (
+                not skip_kinds
+                and fname == "cross_entropy"
+                and inp.dim() >= 2
+                and _looks_like_probabilities(inp, 1)
+            ):
+                problems.append(
+                    (
+                        "softmax before cross_entropy: what reaches F.cross_entropy is already "
+                        "probabilities (each row in [0, 1] and summing to 1)",
+                        [
+                            "cross_entropy applies log_softmax itself and expects raw logits; "
+                            "on probabilities the loss cannot go near 0 and gradients vanish",
+                            "fix: drop the softmax (in forward or in loss_fn) before the loss",
+                        ],
+                    )
+                )
+        elif fname in _ELEMENTWISE and (
+            inp.dim() == 2
+            and inp.shape[1] > 1
+            and target.dim() == 1
+            and target.shape[0] == inp.shape[0]
+            and (not target.is_floating_point() or bool((target == target.round()).all()))
+            and int(target.max()) < inp.shape[1]
+            and int(target.min()) >= 0
+        ):
+            problems.append(
+                (
+                    f"class-index targets against {fname}: targets {shape_str(target.shape)} "
+                    f"hold class indices but {fname} compares them elementwise with outputs "
+                    f"{shape_str(inp.shape)}",
+                    [
+                        "fix: one-hot encode them (F.one_hot(y, C).float()) or use "
+                        "cross_entropy on logits",
+                    ],
+                )
+            )
+    return problems
 
 
 def run_output_spec(
@@ -128,11 +292,21 @@ def run_loss_inputs(s: Session) -> CheckResult | None:
     """
     loss_fn = s.need_loss()
     s.reset(train=False)
-    with torch.no_grad():
-        out_all = s.run()
-    out = s.pick(out_all)
-    targets = s.targets
-    name = type(loss_fn).__name__
+    watch = _LossCalls()
+    raised: Exception | None = None
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        with watch:
+            out_all = s.run()
+        out = s.pick(out_all)
+        targets = s.targets
+        if targets is not None or s.model_loss:
+            try:
+                with watch:
+                    loss_fn(out_all, targets)
+            except Exception as exc:  # diagnosed below; re-raised when nothing explains it
+                raised = exc
+    name = _loss_name(s)
     problems: list[tuple[str, list[str]]] = []
     if out is not None and isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss) and out.dim() >= 2:
         classes = out.shape[1]
@@ -200,11 +374,14 @@ def run_loss_inputs(s: Session) -> CheckResult | None:
                 ],
             )
         )
+    module_loss = isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss)
+    for problem in _functional_problems(s, watch.calls, skip_kinds=module_loss):
+        if problem[0] not in [p[0] for p in problems]:
+            problems.append(problem)
+    if raised is not None and not problems:
+        raise raised
     if not problems and targets is not None:
         # Any loss, even a hand-written one: torch warns when shapes broadcast.
-        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-            warnings.simplefilter("always")
-            loss_fn(out_all, targets)
         for w in caught:
             text = str(w.message)
             if "target size" in text or "broadcast" in text:

@@ -996,7 +996,7 @@ class ModelChecker:
         self,
         model: nn.Module,
         batch: Batch,
-        loss_fn: LossFn,
+        loss_fn: LossFn | None,
         optimizer_factory: OptimizerFactory,
         **options: Any,
     ) -> ModelReport:
