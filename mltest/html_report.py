@@ -319,9 +319,9 @@ def _heatmap_svg(data: Mapping[str, Any], label: str) -> str:
     if data.get("col_label"):
         notes.append(f"columns: {data['col_label']}")
     if notes:
-        body.append(
-            f'<text x="{left}" y="{height - 8:.0f}" class="label">{_e(", ".join(notes))}</text>'
-        )
+        text = ", ".join(notes)
+        width = max(width, 16 + 7 * len(text))
+        body.append(f'<text x="16" y="{height - 8:.0f}" class="label">{_e(text)}</text>')
     return (
         f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
         f'role="img" aria-label="{_e(label)}" xmlns="http://www.w3.org/2000/svg">'
@@ -455,8 +455,7 @@ def _session_section(data: Mapping[str, Any]) -> str:
         f'<p>Replay this run: <code class="replay">{_e(replay)}</code></p>'
         f'<div class="session-grid">{_kv_table(facts)}'
         + (
-            f"<details open><summary>packages ({len(packages)})</summary>"
-            f"{_kv_table(packages)}</details>"
+            f'<div class="pkgs"><b>packages</b><ul>{_package_items(packages)}</ul></div>'
             if packages
             else ""
         )
@@ -467,6 +466,13 @@ def _session_section(data: Mapping[str, Any]) -> str:
             else ""
         )
         + "</section>"
+    )
+
+
+def _package_items(packages: Mapping[str, Any]) -> str:
+    return "".join(
+        f"<li><span>{_e(name)}</span> <code>{_e(version)}</code></li>"
+        for name, version in sorted(packages.items())
     )
 
 
@@ -692,6 +698,10 @@ header.top .counts span.o-failed{background:var(--fail)}
 header.top .counts span.o-error{background:var(--error)}
 header.top .counts span.o-xfailed,header.top .counts span.o-xpassed{background:var(--xfail)}
 .session-grid{display:flex;flex-wrap:wrap;gap:0 40px;align-items:flex-start}
+.pkgs ul{columns:2;column-gap:28px;list-style:none;padding:0;margin:6px 0}
+.pkgs li{padding:2px 0;border-bottom:1px solid var(--line);break-inside:avoid}
+.pkgs li span{display:inline-block;min-width:130px;color:var(--muted)}
+figure.fig img{min-width:96px;image-rendering:pixelated}
 """
 
 _JS = """
@@ -718,6 +728,12 @@ _JS = """
     }
     [kind, outcome, checks].forEach(function(el){el.addEventListener('change', apply);});
     text.addEventListener('input', apply);
+    // A link can carry filters: report.html#outcome=failed&kind=data
+    var fields = {kind: kind, outcome: outcome, checks: checks, q: text};
+    location.hash.replace(/^#/, '').split('&').forEach(function(pair){
+      var kv = pair.split('='), el = fields[kv[0]];
+      if (el && kv.length === 2) { el.value = decodeURIComponent(kv[1]); }
+    });
     apply();
     document.body.setAttribute('data-js-ready', '1');
   } catch (e) { fail(e); }
