@@ -116,7 +116,8 @@ def calibration(
 ) -> dict[str, Any]:
     """Expected calibration error and the reliability-diagram data.
 
-    Uses equal-width confidence bins over ``[0, 1]`` (see the module docstring).
+    Uses equal-width confidence bins over ``[0, 1]`` (see the module docstring),
+    computed by :func:`mltest.eval.calibration_report` (numpy only).
 
     Args:
         y_true: True class indices, shape ``(n,)``.
@@ -132,38 +133,17 @@ def calibration(
         >>> calibration([0, 0], np.array([[0.8, 0.2], [0.6, 0.4]]), n_bins=5)["ece"]
         0.3
     """
+    from mltest.eval import calibration_report
+
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
-    true = np.asarray(y_true, dtype=np.int64).reshape(-1)
-    prob = np.asarray(y_prob, dtype=np.float64)
-    conf = prob.max(axis=1) if prob.size else np.zeros(0)
-    correct = (prob.argmax(axis=1) == true) if prob.size else np.zeros(0, dtype=bool)
-    index = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    n = len(true)
-    ece = 0.0
-    bins: list[dict[str, Any]] = []
-    for b in range(n_bins):
-        mask = index == b
-        count = int(mask.sum())
-        entry: dict[str, Any] = {
-            "lower": b / n_bins,
-            "upper": (b + 1) / n_bins,
-            "count": count,
-            "confidence": None,
-            "accuracy": None,
-        }
-        if count:
-            mean_conf = float(conf[mask].mean())
-            acc = float(correct[mask].mean())
-            entry["confidence"] = mean_conf
-            entry["accuracy"] = acc
-            ece += count / n * abs(acc - mean_conf)
-        bins.append(entry)
+    cal = calibration_report(np.asarray(y_true, dtype=np.int64).reshape(-1), y_prob, n_bins=n_bins)
+    keys = ("lower", "upper", "count", "confidence", "accuracy")
     return {
-        "ece": round(ece, 12),
+        "ece": cal.ece,
         "n_bins": n_bins,
         "binning": "equal-width bins of the top-class confidence over [0, 1]",
-        "bins": bins,
+        "bins": [{key: b[key] for key in keys} for b in cal.bins],
     }
 
 
@@ -192,12 +172,13 @@ def slice_metrics(
         >>> slice_metrics([0, 1], [0, 0], ["1 goal", "no digits"])["has_number"]
         {'n': 1, 'accuracy': 1.0, 'macro_f1': 1.0}
     """
-    from sklearn.metrics import f1_score  # type: ignore[import-untyped]
+    from mltest.eval._metrics import confusion_matrix, macro_f1_present
 
     true = np.asarray(y_true, dtype=np.int64)
     pred = np.asarray(y_pred, dtype=np.int64)
     if len(texts) != len(true):
         raise ValueError(f"texts has {len(texts)} rows but y_true has {len(true)}")
+    k = int(max(true.max(initial=0), pred.max(initial=0))) + 1
     out: dict[str, dict[str, Any]] = {}
     for name, predicate in (SLICES if slices is None else slices).items():
         mask = np.fromiter((bool(predicate(t)) for t in texts), dtype=bool, count=len(texts))
@@ -205,10 +186,11 @@ def slice_metrics(
         if n == 0:
             out[name] = {"n": 0, "accuracy": None, "macro_f1": None}
             continue
+        cm = confusion_matrix(true[mask], pred[mask], k)
         out[name] = {
             "n": n,
-            "accuracy": float((true[mask] == pred[mask]).mean()),
-            "macro_f1": float(f1_score(true[mask], pred[mask], average="macro", zero_division=0)),
+            "accuracy": float(np.trace(cm)) / n,
+            "macro_f1": macro_f1_present(cm),
         }
     return out
 
@@ -227,7 +209,8 @@ def top_errors(
     A false positive of class ``c`` is a row predicted ``c`` whose true class
     is another; a false negative of ``c`` is a row of class ``c`` predicted as
     another. Both are ranked by the confidence of the (wrong) prediction, most
-    confident first: those are the errors worth reading.
+    confident first: those are the errors worth reading. The ranking is
+    :func:`mltest.eval.bad_cases`.
 
     Args:
         y_true: True class indices.
@@ -246,35 +229,30 @@ def top_errors(
         >>> errs["b"]["false_positives"][0]["true"]
         'a'
     """
-    true, prob = _as_inputs(y_true, y_prob, labels)
-    pred = prob.argmax(axis=1) if len(true) else np.zeros(0, dtype=np.int64)
-    conf = prob.max(axis=1) if len(true) else np.zeros(0)
+    from mltest.eval import bad_cases
 
-    def row(i: int) -> dict[str, Any]:
-        text = None if texts is None else str(texts[i])
+    true, prob = _as_inputs(y_true, y_prob, labels)
+    cases = bad_cases(true, proba=prob, labels=list(labels), k=k)
+
+    def row(case: Any) -> dict[str, Any]:
+        text = None if texts is None else str(texts[case.row])
         if text is not None and len(text) > max_chars:
             text = text[: max_chars - 3] + "..."
         return {
-            "index": i,
+            "index": case.row,
             "text": text,
-            "true": labels[int(true[i])],
-            "predicted": labels[int(pred[i])],
-            "confidence": float(conf[i]),
+            "true": case.true,
+            "predicted": case.predicted,
+            "confidence": float(prob[case.row].max()),
         }
 
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    wrong = pred != true
-    for c, label in enumerate(labels):
-        fp = np.flatnonzero(wrong & (pred == c))
-        fn = np.flatnonzero(wrong & (true == c))
-        # Stable sort on -confidence: ties keep row order, so output is deterministic.
-        fp = fp[np.argsort(-conf[fp], kind="stable")][:k]
-        fn = fn[np.argsort(-conf[fn], kind="stable")][:k]
-        out[label] = {
-            "false_positives": [row(int(i)) for i in fp],
-            "false_negatives": [row(int(i)) for i in fn],
+    return {
+        label: {
+            "false_positives": [row(c) for c in cases[label]["false_positive"]],
+            "false_negatives": [row(c) for c in cases[label]["false_negative"]],
         }
-    return out
+        for label in labels
+    }
 
 
 def evaluate_predictions(
@@ -313,37 +291,28 @@ def evaluate_predictions(
         >>> evaluate_predictions([0, 1, 1], probs, ["a", "b"])["per_class"]["b"]["recall"]
         0.5
     """
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        precision_recall_fscore_support,
-    )
+    from mltest.eval import classification_metrics
 
     true, prob = _as_inputs(y_true, y_prob, labels)
     if len(true) == 0:
         raise ValueError("nothing to evaluate: y_true is empty")
     pred = prob.argmax(axis=1)
-    ids = list(range(len(labels)))
-    p, r, f, s = precision_recall_fscore_support(
-        true, pred, labels=ids, average=None, zero_division=0
-    )
-    overall: dict[str, float] = {"accuracy": float(accuracy_score(true, pred))}
-    for avg in ("macro", "weighted"):
-        ap, ar, af, _ = precision_recall_fscore_support(
-            true, pred, labels=ids, average=avg, zero_division=0
+    # The same numbers as scikit-learn's classification_report (zero_division=0),
+    # from one bincount: mltest.eval's numpy core, not the test plugin.
+    scores = classification_metrics(true, pred, labels=[str(label) for label in labels])
+    overall: dict[str, float] = {
+        key: scores.overall[key]
+        for key in (
+            "accuracy",
+            "macro_precision",
+            "macro_recall",
+            "macro_f1",
+            "weighted_precision",
+            "weighted_recall",
+            "weighted_f1",
         )
-        overall[f"{avg}_precision"] = float(ap)
-        overall[f"{avg}_recall"] = float(ar)
-        overall[f"{avg}_f1"] = float(af)
-    per_class = {
-        label: {
-            "precision": float(p[i]),
-            "recall": float(r[i]),
-            "f1": float(f[i]),
-            "support": int(s[i]),
-        }
-        for i, label in enumerate(labels)
     }
+    per_class = {label: dict(scores.per_class[str(label)]) for label in labels}
     cal = calibration(true, prob, n_bins=n_bins)
     overall["ece"] = cal["ece"]
     result: dict[str, Any] = {
@@ -352,7 +321,7 @@ def evaluate_predictions(
         "per_class": per_class,
         "confusion_matrix": {
             "labels": list(labels),
-            "counts": confusion_matrix(true, pred, labels=ids).tolist(),
+            "counts": scores.confusion.tolist(),
         },
         "calibration": cal,
         "slices": {} if texts is None else slice_metrics(true, pred, texts, slices),

@@ -123,7 +123,7 @@ def _from_confidences(
 ) -> Calibration:
     n = conf.size
     if strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        edges = np.arange(n_bins + 1) / n_bins  # exact b / n_bins, as the docs say
         index = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     else:
         edges = (
