@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mltest.errors import MLCheckFailure, MLUsageError
-from mltest.report import record_check
+from mltest.report import record_check, record_figure
 
 __all__ = ["ColumnDrift", "DriftReport", "adjust_pvalues", "check_drift", "drift_report"]
 
 Correction = Literal["holm", "bh", "none"]
 _OTHER = "<other>"
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_HIST_BINS = 20  # bins (numbers) or most common values (categories) in a drift histogram
 
 
 @dataclass
@@ -48,6 +49,10 @@ class ColumnDrift:
         drifted: Whether ``p_adjusted < alpha`` and ``effect >= min_effect``.
         shifted: The most-shifted values: categories (share before and after) or
             quantiles (value before and after), largest shift first.
+        histogram: Both windows as shares of their rows: ``{"labels": [...],
+            "reference": [...], "current": [...]}`` over shared bins (numbers)
+            or the most common values (categories, tokens); the HTML report
+            draws it for drifted columns.
 
     Example:
         >>> [c.column for c in drift_report(ref, cur).columns]  # doctest: +SKIP
@@ -63,6 +68,7 @@ class ColumnDrift:
     effect: float = 0.0
     drifted: bool = False
     shifted: list[dict[str, Any]] = field(default_factory=list)
+    histogram: dict[str, Any] | None = None
 
     def shifted_text(self, top: int = 3) -> str:
         """Describe the most-shifted values in one short line.
@@ -225,8 +231,36 @@ def _numeric(ref: Any, cur: Any, column: str) -> ColumnDrift:
     )
     stat = float(res.statistic)
     return ColumnDrift(
-        column, "numeric", "ks", stat, float(res.pvalue), effect=stat, shifted=shifted
+        column,
+        "numeric",
+        "ks",
+        stat,
+        float(res.pvalue),
+        effect=stat,
+        shifted=shifted,
+        histogram=_numeric_histogram(a, b),
     )
+
+
+def _numeric_histogram(a: Any, b: Any, bins: int = _HIST_BINS) -> dict[str, Any]:
+    """Shares of each window in shared bins over the central 99% of both (ends clipped)."""
+    import numpy as np
+
+    both = np.concatenate([a, b])
+    lo, hi = (float(v) for v in np.quantile(both, [0.005, 0.995]))
+    if hi <= lo:
+        lo, hi = float(both.min()), float(both.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    labels = [f"{edges[i]:.3g}" for i in range(bins)]
+    ref = np.histogram(np.clip(a, lo, hi), bins=edges)[0] / a.size
+    cur = np.histogram(np.clip(b, lo, hi), bins=edges)[0] / b.size
+    return {
+        "labels": labels,
+        "reference": [round(float(v), 6) for v in ref],
+        "current": [round(float(v), 6) for v in cur],
+    }
 
 
 def _counts(
@@ -260,7 +294,15 @@ def _counts(
         }
         for v in diff.sort_values(ascending=False).index[:10]
     ]
-    return ColumnDrift(column, kind, "chi2", stat, p, effect=tvd, shifted=shifted)
+    common = table.sum(axis=1).sort_values(ascending=False).index[:_HIST_BINS]
+    histogram = {
+        "labels": [str(v) for v in common],
+        "reference": [round(float(shares.at[v, "reference"]), 6) for v in common],
+        "current": [round(float(shares.at[v, "current"]), 6) for v in common],
+    }
+    return ColumnDrift(
+        column, kind, "chi2", stat, p, effect=tvd, shifted=shifted, histogram=histogram
+    )
 
 
 def _categorical(ref: Any, cur: Any, column: str, max_categories: int) -> ColumnDrift:
@@ -442,6 +484,26 @@ def check_drift(
         ],
         group={"check": "drift"},
     )
+    for c in drifted:
+        if c.histogram is not None:
+            record_figure(
+                f"drift.{c.column}",
+                "bars",
+                {
+                    "labels": c.histogram["labels"],
+                    "series": {
+                        f"reference ({report.reference_rows:,})": c.histogram["reference"],
+                        f"current ({report.current_rows:,})": c.histogram["current"],
+                    },
+                    "x_label": c.column,
+                    "y_label": "share of rows",
+                },
+                title=f"drift: {c.column}",
+                check="drift",
+                caption=f"{c.test} statistic {c.statistic:.4g}, adjusted p {c.p_adjusted:.2g}, "
+                f"effect {c.effect:.3f}"
+                + ("" if c.kind == "numeric" else f" (the {_HIST_BINS} most common values)"),
+            )
     if drifted:
         raise MLCheckFailure(
             f"{report.headline()}\n\n{report.table()}\n\n(* = drifted) If the shift is "
