@@ -475,6 +475,130 @@ def tune(
     )
 
 
+# --- serving and monitoring (issue 10) ----------------------------------------
+
+
+@app.command()
+def package(
+    model_dir: ModelDirOpt = DEFAULT_MODEL_DIR,
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            help="Splits folder: train.csv is hashed, val.csv gives the reference "
+            "confidences of `monitor` (skipped when missing).",
+        ),
+    ] = DEFAULT_DATA_DIR,
+    eval_dir: Annotated[
+        Path, typer.Option("--eval-dir", help="metrics.json of `evaluate` (skipped when missing).")
+    ] = DEFAULT_EVAL_DIR,
+) -> None:
+    """Save the trained model into the BentoML model store (BENTOML_HOME) for `serve`."""
+    with _user_errors():
+        _load_predictor(model_dir)
+        from reference_pipeline.service import package_model
+
+        tag = package_model(
+            model_dir,
+            data_dir=data_dir if data_dir.is_dir() else None,
+            eval_dir=eval_dir if eval_dir.is_dir() else None,
+        )
+    typer.echo(f"packaged {tag} (store: {os.environ.get('BENTOML_HOME', '~/bentoml')})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 3000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (one model each).")
+    ] = 1,
+    model: Annotated[
+        str, typer.Option("--model", help="Model tag in the BentoML store.")
+    ] = "reference-classifier:latest",
+    log_dir: Annotated[
+        str,
+        typer.Option("--log-dir", help="Prediction log folder, or 'off'."),
+    ] = "artifacts/predictions",
+    log_text: Annotated[
+        bool,
+        typer.Option("--log-text/--no-log-text", help="Log each text, or only its SHA-256."),
+    ] = True,
+) -> None:
+    """Serve the packaged model with `bentoml serve` (telemetry off); Ctrl-C or SIGTERM stops it."""
+    env = {
+        **os.environ,
+        "BENTOML_DO_NOT_TRACK": "true",
+        "RP_WORKERS": str(workers),
+        "RP_MODEL_TAG": model,
+        "RP_PREDICTION_LOG": log_dir,
+        "RP_LOG_TEXT": "1" if log_text else "0",
+    }
+    command = [
+        sys.executable, "-m", "bentoml", "serve", "reference_pipeline.service:Classifier",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    typer.echo(f"serving {model} on http://{host}:{port} ({workers} worker(s))", err=True)
+    # Replace this process: signals reach bentoml's supervisor directly.
+    os.execvpe(command[0], command, env)
+
+
+@app.command()
+def monitor(
+    reference: Annotated[
+        Path, typer.Option("--reference", help="Training CSV (text or title/description, tag).")
+    ] = DEFAULT_DATA_DIR / "train.csv",
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="Prediction log (file or folder).", show_default=False),
+    ] = None,
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current", help="CSV of served inputs (tag, confidence optional).", show_default=False
+        ),
+    ] = None,
+    last: Annotated[
+        int | None, typer.Option("--last", help="Window: the last N rows.", show_default=False)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Window: the last 30s, 15m, 2h, 1d.", show_default=False),
+    ] = None,
+    reference_confidence: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference-confidence",
+            help="JSON list of held-out confidences (default: stored with the served model).",
+            show_default=False,
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance after Holm.")] = 0.01,
+    out: Annotated[Path, typer.Option("--out", help="JSON report of every test.")] = Path(
+        "artifacts/monitor.json"
+    ),
+) -> None:
+    """Compare served traffic with the training data; exit 1 on drift, 0 without, 2 bad input."""
+    from reference_pipeline import monitor as monitor_stage
+
+    with _user_errors():
+        try:
+            status, text = monitor_stage.run(
+                reference=reference,
+                log=log,
+                current=current,
+                last=last,
+                since=since,
+                reference_confidence=reference_confidence,
+                alpha=alpha,
+                out=out,
+            )
+        except monitor_stage.MonitorError as exc:
+            raise CLIError(str(exc)) from None
+    typer.echo(text)
+    raise typer.Exit(status)
+
+
 @app.command()
 def run(
     params: ParamsOpt = DEFAULT_PARAMS,
