@@ -89,3 +89,31 @@ def run_splits(run_dir: Path) -> dict[str, Any]:
     from reference_pipeline.data import read_split
 
     return {name: read_split(run_dir / "data" / f"{name}.csv") for name in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="session")
+def test_split_predictions(run_splits: dict[str, Any], behavioral_model: Any) -> dict[str, Any]:
+    """The trained model's predictions on the test split, for the evaluation gates.
+
+    ``y`` holds class indices into ``labels``, ``proba`` the ``(n, k)``
+    probabilities, ``texts`` the model inputs.
+
+    Example:
+        >>> def test_f1(test_split_predictions):  # doctest: +SKIP
+        ...     p = test_split_predictions
+        ...     check_metrics(p["y"], proba=p["proba"], labels=p["labels"], min={"macro_f1": 0.9})
+    """
+    import numpy as np
+
+    from reference_pipeline.evaluate import model_texts
+
+    frame = run_splits["test"]
+    texts = model_texts(frame)
+    labels = list(behavioral_model.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    return {
+        "y": np.array([index[tag] for tag in frame["tag"]]),
+        "proba": np.asarray(behavioral_model.predict_proba(texts), dtype=np.float64),
+        "labels": labels,
+        "texts": texts,
+    }
