@@ -330,7 +330,7 @@ def split(
         )
     rng = np.random.default_rng(seed)
     parts: dict[str, list[Any]] = {"train": [], "val": [], "test": []}
-    needed = _rows_needed(val_size, test_size, min_rows_per_label)
+    needed = max(min_rows_per_label, 1 + (val_size > 0) + (test_size > 0))
     for label in labels:
         index = df.index[df[label_column] == label].to_numpy()
         n = len(index)
@@ -341,6 +341,12 @@ def split(
             )
         shuffled = index[rng.permutation(n)]
         n_test, n_val = _cut(n, val_size, test_size)
+        if n_test + n_val >= n:
+            # Rounding can hand every row to val and test (4 rows at 0.45/0.45: 2 + 2).
+            raise DataError(
+                f"{source}: label {label!r} has {n} rows; val_size {val_size} and test_size "
+                f"{test_size} leave none for training: add rows or lower the fractions"
+            )
         parts["test"].extend(shuffled[:n_test])
         parts["val"].extend(shuffled[n_test : n_test + n_val])
         parts["train"].extend(shuffled[n_test + n_val :])
@@ -358,15 +364,6 @@ def _cut(n: int, val_size: float, test_size: float) -> tuple[int, int]:
     n_test = max(1, round(n * test_size)) if test_size > 0 else 0
     n_val = max(1, round(n * val_size)) if val_size > 0 else 0
     return n_test, n_val
-
-
-def _rows_needed(val_size: float, test_size: float, min_rows_per_label: int) -> int:
-    """The fewest rows a label needs: ``min_rows_per_label``, and one left for training."""
-    n = max(min_rows_per_label, 1 + (val_size > 0) + (test_size > 0))
-    # Rounding can hand every row to val and test (4 rows at 0.45/0.45 cut 2 + 2).
-    while n - sum(_cut(n, val_size, test_size)) < 1:
-        n += 1
-    return n
 
 
 def subsample(

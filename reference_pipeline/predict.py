@@ -128,8 +128,8 @@ class Predictor:
         except Exception as exc:
             # Not torch's text: it advises weights_only=False, wrong for a file we cannot trust.
             raise PredictError(
-                f"{model_path}: not a trained model file of this pipeline "
-                f"({type(exc).__name__}); train again: python -m reference_pipeline train"
+                f"{model_path}: not a trained model file of this pipeline; "
+                "train again: python -m reference_pipeline train"
             ) from exc
         encoder_path = folder / ENCODER_FILE
         encoder = (

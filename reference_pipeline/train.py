@@ -767,18 +767,18 @@ _CHECKPOINT_KEYS = frozenset(
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
     """Read ``checkpoint.pt`` (``weights_only=True``), or say in one line that it is not one."""
-    hint = "train without --resume to start over (it replaces the file)"
+    message = (
+        f"{path}: not a valid checkpoint of this pipeline; "
+        "train without --resume to start over (that replaces it)"
+    )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        # Random bytes, a truncated file, a foreign pickle: torch's own message
-        # advises weights_only=False, which is the wrong advice for a file we
-        # cannot trust.
-        raise TrainError(
-            f"{path}: not a valid checkpoint of this pipeline ({type(exc).__name__}); {hint}"
-        ) from exc
+        # Random bytes, a truncated file, a foreign pickle. Not torch's text: it
+        # advises weights_only=False, the wrong advice for a file we cannot trust.
+        raise TrainError(message) from exc
     if not isinstance(ckpt, dict) or not ckpt.keys() >= _CHECKPOINT_KEYS:
-        raise TrainError(f"{path}: not a valid checkpoint of this pipeline (wrong content); {hint}")
+        raise TrainError(message)  # e.g. a model.pt copied over it
     return ckpt
 
 
