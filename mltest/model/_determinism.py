@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from mltest.model._common import (
     _BATCHNORM,
@@ -99,6 +101,60 @@ def _max_diff(a: Any, b: Any) -> float:
     return worst
 
 
+_F_DROPOUTS = {
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    F.feature_alpha_dropout,
+}
+
+
+class _FunctionalDropout(TorchFunctionMode):
+    """Records functional dropout calls with ``training=True`` and p > 0, by innermost module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.found: dict[str, float] = {}
+        names = _module_names(model)
+        self._stack: list[str] = []
+
+        def pre(module: nn.Module, args: Any) -> None:
+            self._stack.append(_label(names, module))
+
+        def post(module: nn.Module, args: Any, output: Any) -> None:
+            if self._stack:
+                self._stack.pop()
+
+        self._handles = [
+            h
+            for m in model.modules()
+            for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))
+        ]
+
+    def close(self) -> None:
+        """Remove the module hooks."""
+        for h in self._handles:
+            h.remove()
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _F_DROPOUTS:
+            p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
+            training = args[2] if len(args) > 2 else kwargs.get("training", True)
+            if training and float(p) > 0:
+                where = self._stack[-1] if self._stack else "forward"
+                self.found.setdefault(where, float(p))
+        return func(*args, **kwargs)
+
+
 def run_eval_determinism(s: Session) -> CheckResult:
     """Two inference passes agree (eval mode, or the user's ``predict`` path).
 
@@ -111,8 +167,11 @@ def run_eval_determinism(s: Session) -> CheckResult:
         return _predict_determinism(s)
     s.reset(train=False)
     s.model.eval()
+    dropouts = _FunctionalDropout(s.model)
     with torch.no_grad():
-        out1, trace1 = _traced_forward(s.model, s.call_inputs)
+        with dropouts:
+            out1, trace1 = _traced_forward(s.model, s.call_inputs)
+        dropouts.close()
         out2, trace2 = _traced_forward(s.model, s.call_inputs)
     diff = _max_diff(out1, out2)
     if diff == 0:
@@ -120,6 +179,21 @@ def run_eval_determinism(s: Session) -> CheckResult:
             "eval_determinism", True, "two forward passes in eval mode agree exactly"
         )
     culprit = _first_difference(trace1, trace2, 0.0, 0.0) or "<root>"
+    if dropouts.found:
+        where = ", ".join(f"{m} (p={fmt(p)})" for m, p in dropouts.found.items())
+        return CheckResult(
+            "eval_determinism",
+            False,
+            f"F.dropout without training=self.training: dropout runs in eval mode in {where}",
+            [
+                f"two forward passes in eval mode differ (max |diff| {fmt(diff)}); first module "
+                f"whose output differs: {culprit}",
+                "F.dropout's training argument defaults to True, so model.eval() cannot turn "
+                "it off",
+                "fix: F.dropout(x, p, training=self.training), or an nn.Dropout module",
+            ],
+            metrics={"max_abs_diff": diff, "module": culprit, "functional_dropout": where},
+        )
     return CheckResult(
         "eval_determinism",
         False,

@@ -359,10 +359,10 @@ def run_causality(s: Session) -> CheckResult | None:
     seq_probes = [p for p in probes.tensors if p.dim() > sd and p.shape[sd] == length]
     if seq_probes and out.requires_grad:
         leaks = _future_by_gradient(s, out, seq_probes, length)
-        how = f"gradients at {probes.where}"
+        how, measure = f"gradients at {probes.where}", "max |gradient|"
     elif token is not None:
         leaks = _future_by_perturbation(s, token[0], token[1], out.detach())
-        how = "changing one token at a time"
+        how, measure = "changing one token at a time", "max |change|"
     else:
         return None
     if not leaks:
@@ -406,7 +406,7 @@ def run_causality(s: Session) -> CheckResult | None:
         False,
         f"causality broken: position {t0} reads {_positions(f0)}: {cause}",
         [
-            *table(["output", "reads later positions", "max |change|"], rows),
+            *table(["output", "reads later positions", measure], rows),
             f"{len(leaks)} of {length - 1} positions read later ones ({how})",
             hint,
         ],
@@ -537,7 +537,8 @@ def run_padding(s: Session) -> CheckResult | None:
         at = ", ".join(f"example {i} position {j}" for i, j in spots[:4])
         kind = "real-position outputs"
     else:
-        at = ", ".join(f"example {i}" for i, _ in spots[:6])
+        n = ids.shape[0]
+        at = f"{len(spots)} of {n} examples" if len(spots) > 1 else f"example {spots[0][0]}"
         kind = "pooled output"
     more = f" and {len(spots) - 4} more" if per_position and len(spots) > 4 else ""
     rows = [(w, fmt(m), str(len(sp))) for w, m, sp in found]
