@@ -306,9 +306,8 @@ def as_proba(proba: Any, n_rows: int, *, what: str = "check") -> np.ndarray:
         raise MLUsageError(f"{what}: proba must be (n, k) or (n,), got shape {prob.shape}")
     if prob.shape[0] != n_rows:
         raise MLUsageError(f"{what}: proba has {prob.shape[0]} rows but y_true has {n_rows}")
-    if prob.size and (
-        not np.isfinite(prob).all() or float(prob.min()) < 0.0 or float(prob.max()) > 1.0
-    ):
+    # min and max catch NaN (they propagate it) and infinities (out of range).
+    if prob.size and not (float(prob.min()) >= 0.0 and float(prob.max()) <= 1.0):
         raise MLUsageError(
             f"{what}: proba holds values outside [0, 1] (or NaN): pass probabilities"
         )

@@ -219,6 +219,35 @@ def bad_cases(
     return _collect(true, pred, names, prob, inputs, k, classes)
 
 
+def _top_rows(
+    rows: np.ndarray, group: np.ndarray, conf: np.ndarray | None, n_groups: int, k: int
+) -> list[np.ndarray]:
+    """For each group, up to ``k`` of ``rows`` in it: most confident first, ties by row.
+
+    One stable sort of the (small-integer) group keys splits the rows by group;
+    each group then takes its top ``k`` with a partial sort, so the cost is a
+    few passes over the rows whatever the class count.
+    """
+    keys = group[rows]
+    keys = keys.astype(np.int16 if n_groups < 2**15 else np.int64)  # int16: radix sort
+    order = rows[np.argsort(keys, kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=n_groups))])
+    out = []
+    for g in range(n_groups):
+        segment = order[bounds[g] : bounds[g + 1]]  # ascending row order within a group
+        if conf is None or segment.size == 0:
+            out.append(segment[:k])
+            continue
+        c = conf[segment]
+        if segment.size > k:
+            # Keep every row tied with the k-th confidence, then order exactly.
+            kth = np.partition(c, segment.size - k)[segment.size - k]
+            keep = c >= kth
+            segment, c = segment[keep], c[keep]
+        out.append(segment[np.lexsort((segment, -c))][:k])
+    return out
+
+
 def _collect(
     true: np.ndarray,
     pred: np.ndarray,
@@ -229,25 +258,21 @@ def _collect(
     classes: Sequence[Any] | None,
 ) -> BadCases:
     conf = None if prob is None else prob[np.arange(pred.size), pred]
+    n = len(names)
+    wrong = np.flatnonzero(true != pred)
+    right = np.flatnonzero(true == pred)
+    tops = {
+        "false_positive": _top_rows(wrong, pred, conf, n, k),
+        "false_negative": _top_rows(wrong, true, conf, n, k),
+        "true_positive": _top_rows(right, true, conf, n, k),
+    }
     wanted = None if classes is None else set(classes)
-    correct = true == pred
     by_class: dict[Any, dict[str, list[BadCase]]] = {}
-    # One sort of the rows by confidence serves every class: each kind's rows,
-    # taken in that order, come most confident first.
-    order = np.arange(true.size) if conf is None else np.argsort(-conf, kind="stable")
-    t_sorted, p_sorted, c_sorted = true[order], pred[order], correct[order]
     for c, name in enumerate(names):
         if wanted is not None and name not in wanted:
             continue
-        masks = {
-            "false_positive": (p_sorted == c) & ~c_sorted,
-            "false_negative": (t_sorted == c) & ~c_sorted,
-            "true_positive": (t_sorted == c) & c_sorted,
-        }
-        by_kind: dict[str, list[BadCase]] = {}
-        for kind in KINDS:
-            rows = order[np.flatnonzero(masks[kind])[:k]]
-            by_kind[kind] = [
+        by_class[name] = {
+            kind: [
                 BadCase(
                     label=name,
                     kind=kind,
@@ -257,7 +282,8 @@ def _collect(
                     confidence=None if conf is None else round(float(conf[i]), 6),
                     input=None if inputs is None else _short(inputs[int(i)]),
                 )
-                for i in rows
+                for i in tops[kind][c]
             ]
-        by_class[name] = by_kind
+            for kind in KINDS
+        }
     return BadCases(by_class)

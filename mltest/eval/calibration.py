@@ -104,9 +104,7 @@ def _inputs(y_true: Any, proba: Any, what: str) -> tuple[np.ndarray, np.ndarray]
     true = true.astype(np.int64, copy=False)
     if true.size and (int(true.min()) < 0 or int(true.max()) >= prob.shape[1]):
         raise MLUsageError(f"{what}: y_true holds a class index outside [0, {prob.shape[1]})")
-    conf = prob.max(axis=1)
-    correct = prob.argmax(axis=1) == true
-    return conf, correct
+    return _conf_correct(prob, true)
 
 
 def _check_bins(n_bins: int, strategy: str, what: str) -> None:
@@ -526,4 +524,6 @@ def fit_temperature(
 
 
 def _conf_correct(prob: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return prob.max(axis=1), prob.argmax(axis=1) == true
+    """Top-class confidence and correctness (one argmax and a gather, not max + argmax)."""
+    top = prob.argmax(axis=1)
+    return prob[np.arange(top.size), top], top == true

@@ -153,7 +153,7 @@ def check_metrics(
     """
     __tracebackhide__ = True
     from mltest.eval.badcases import _collect
-    from mltest.eval.calibration import _from_confidences
+    from mltest.eval.calibration import _conf_correct, _from_confidences
     from mltest.report import format_table, record_check
 
     overall_names = OVERALL_METRICS + (_PROBA_METRICS if proba is not None else ())
@@ -178,8 +178,7 @@ def check_metrics(
                 f"{len(m.labels)} labels"
             )
         rows = np.arange(n)
-        top = prob.max(axis=1)
-        cal = _from_confidences(top, prob.argmax(axis=1) == m.true_index, n_bins, "uniform")
+        cal = _from_confidences(*_conf_correct(prob, m.true_index), n_bins, "uniform")
         overall["ece"] = cal.ece
         overall["mce"] = cal.mce
         p_true = np.clip(prob[rows, m.true_index], 1e-15, 1.0)

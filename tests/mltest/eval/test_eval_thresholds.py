@@ -155,3 +155,22 @@ def test_bad_cases_per_class_most_confident_first() -> None:
     assert [c.row for c in same["a"]["false_positive"]] == [9, 8]
     with pytest.raises(MLUsageError, match="bad_cases: give y_pred or proba"):
         bad_cases(Y)
+
+
+def test_bad_cases_match_a_naive_ranking_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    n, k = 400, 4
+    y = rng.integers(0, k, n)
+    proba = rng.dirichlet(np.ones(k), n).round(1)  # rounding makes many ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    pred = proba.argmax(axis=1)
+    conf = proba[np.arange(n), pred]
+    cases = bad_cases(y, pred, proba=proba, k=3)
+    for c in range(k):
+        for kind, mask in (
+            ("false_positive", (pred == c) & (y != pred)),
+            ("false_negative", (y == c) & (y != pred)),
+            ("true_positive", (y == c) & (y == pred)),
+        ):
+            naive = sorted(np.flatnonzero(mask).tolist(), key=lambda i: (-conf[i], i))[:3]
+            assert [case.row for case in cases[c][kind]] == naive, (c, kind)
