@@ -28,18 +28,18 @@ The last line is one JSON object: {"seconds", "sklearn_seconds",
 
 from __future__ import annotations
 
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
 
-import numpy as np
+# One thread for both sides, set before numpy loads its BLAS.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 
 def make_data(rows: int, classes: int, slices: int, seed: int = 0) -> dict[str, Any]:
