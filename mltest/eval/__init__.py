@@ -109,6 +109,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mltest.eval' has no attribute {name!r}")
+    from mltest.errors import require
+
+    require("numpy", "eval", purpose="mltest.eval")  # one clear line when numpy is absent
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
