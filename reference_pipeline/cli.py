@@ -359,8 +359,10 @@ def evaluate(
     """Evaluate the trained model (and the baselines) on test.csv or any labelled CSV."""
     with _user_errors():
         cfg = _load(params, set_)
+        from reference_pipeline.data import check_output_dir, read_split
+
+        check_output_dir(out)  # before the model loads and the baselines fit
         predictor, encoder = _load_predictor(model_dir, cache=False)
-        from reference_pipeline.data import read_split
 
         if data is not None:
             test_df = _holdout(data, cfg, encoder.classes, "--data")

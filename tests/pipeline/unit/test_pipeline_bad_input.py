@@ -254,6 +254,19 @@ def test_train_into_a_read_only_folder_fails_before_training(
     assert snapshot(read_only_dir, small_split_dir) == before
 
 
+def test_evaluate_into_a_read_only_folder(
+    workdir: Path, small_split_dir: Path, model_copy: Path, read_only_dir: Path
+) -> None:
+    before = snapshot(read_only_dir, model_copy)
+    code, err = invoke(
+        "evaluate", "--params", "small.yaml", "--data-dir", str(small_split_dir),
+        "--model-dir", "model", "--out", "read_only", "--no-baselines",
+    )  # fmt: skip
+    assert code == 2
+    assert err.splitlines() in [[line] for line in read_only_lines("read_only")], err
+    assert snapshot(read_only_dir, model_copy) == before
+
+
 # --- data a classifier cannot learn from -------------------------------------------------
 
 
