@@ -168,7 +168,7 @@ class TrainConfig:
     patience: int = _checked(3, min=1)
     # What picks the kept epoch and drives early stopping: "val_macro_f1" or
     # "val_loss" (smoother on small validation sets: every row counts, not only flips).
-    monitor: str = "val_macro_f1"
+    monitor: str = _checked("val_macro_f1", choices=("val_macro_f1", "val_loss"))
     # Smallest improvement of the monitored score that resets the patience counter.
     min_delta: float = _checked(0.0, min=0)
     # "auto" (cuda, then mps, then cpu), or a torch device string ("cpu", "cuda:0").
