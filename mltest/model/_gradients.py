@@ -390,8 +390,9 @@ def run_zero_grad(s: Session) -> CheckResult | None:
         n: None if p.grad is None else _dense(p.grad.detach()).clone()
         for n, p in s.model.named_parameters()
     }
+    cycle = f" (an accumulation cycle of {k} calls)" if k > 1 else ""
     if not any(g is not None and bool(g.any()) for g in left.values()):
-        return CheckResult("zero_grad", True, "train_step leaves no stale gradients behind")
+        return CheckResult("zero_grad", True, f"train_step leaves no stale gradients behind{cycle}")
     stale_run = _replay(s, left)
     changed = [
         n
@@ -403,7 +404,6 @@ def run_zero_grad(s: Session) -> CheckResult | None:
         again = _replay(s, {})
         noisy = {n for n in changed if _differs(again.grads.get(n), clean.grads.get(n))}
         changed = [n for n in changed if n not in noisy]
-    cycle = f" (an accumulation cycle of {k} calls)" if k > 1 else ""
     if not changed:
         return CheckResult(
             "zero_grad", True, f"train_step clears gradients before each step{cycle}"

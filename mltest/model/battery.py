@@ -710,6 +710,7 @@ def check_overfit_batch(
     *,
     max_steps: int = 200,
     fraction: float = 0.1,
+    extend: float = 4.0,
     batches: Any = None,
     train_step: TrainStep | None = None,
     seed: int = 0,
@@ -719,8 +720,12 @@ def check_overfit_batch(
 
     With ``batches``, train on those instead (a small, fixed dataset served by
     the project's pipeline); when that fails but the fixed batch overfits, the
-    failure blames the data pipeline. On failure the message shows a few points
-    of the loss curve and the likely causes.
+    failure blames the data pipeline. While the loss is still clearly falling
+    at ``max_steps`` (5% over the last 50 steps) training goes on, up to
+    ``extend * max_steps``. On failure the message shows a few points of the
+    loss curve and says whether the loss was still falling, flat, or stuck at
+    a known floor (``log(C)``: a uniform prediction; ``log(e + C - 1) - 1``:
+    probabilities fed as logits), with the learning rate.
 
     Example:
         >>> import torch
@@ -744,7 +749,7 @@ def check_overfit_batch(
     )
     return _one(
         s,
-        lambda: _checks.run_overfit_batch(s, max_steps=max_steps, fraction=fraction),
+        lambda: _checks.run_overfit_batch(s, max_steps=max_steps, fraction=fraction, extend=extend),
         "overfit_batch",
     )
 
