@@ -167,3 +167,50 @@ def test_temperature_scaling_fixes_an_over_confident_model() -> None:
     assert (fit.apply(logits * 3.0).argmax(axis=1) == logits.argmax(axis=1)).all()
     with pytest.raises(MLUsageError, match="give logits or proba"):
         fit_temperature(y)
+
+
+def test_png_reliability_diagram_goes_into_the_report(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("matplotlib")
+    pytester.makepyfile(
+        test_png="""
+        import pytest
+        from mltest.eval import check_calibration
+
+        @pytest.mark.ml
+        def test_calibrated():
+            check_calibration([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]], max_ece=0.5,
+                              strategy="quantile", n_bins=2, png=True)
+        """
+    )
+    result = pytester.runpytest("--ml", "--ml-report", "r.json")
+    result.assert_outcomes(passed=1)
+    figures = json.loads((pytester.path / "r.json").read_text())["tests"][0]["figures"]
+    assert [f["kind"] for f in figures] == ["bars", "png"]
+    import base64
+
+    assert base64.b64decode(figures[1]["data"]["base64"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: expected_calibration_error(["a"], [[1.0, 0.0]]), "y_true must be class indices"),
+        (lambda: expected_calibration_error([2], [[1.0, 0.0]]), r"outside \[0, 2\)"),
+        (lambda: expected_calibration_error([0], [[1.0, 0.0]], n_bins=0), "n_bins must be"),
+        (lambda: check_calibration([0], [[1.0, 0.0]], max_ece=2), r"max_ece must be in \[0, 1\]"),
+        (lambda: fit_temperature([0], [[np.nan, 0.0]]), "logits hold NaN"),
+        (lambda: fit_temperature([0], [[1.0, 0.0, 0.0]], proba=[[1.0, 0.0]]), "one of them"),
+        (lambda: fit_temperature([], np.zeros((0, 2))), "nothing to fit"),
+    ],
+)
+def test_calibration_usage_errors(call: object, message: str) -> None:
+    with pytest.raises(MLUsageError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_temperature_from_probabilities_sharpens_an_under_confident_model() -> None:
+    y = np.array([0, 1] * 50)
+    proba = np.where(np.eye(2)[y] == 1, 0.6, 0.4)  # always right, only 60% sure
+    fit = fit_temperature(y, proba=proba)
+    assert fit.temperature < 1
+    assert fit.ece_after < fit.ece_before

@@ -149,3 +149,50 @@ def test_usage_errors_are_one_line() -> None:
         check_slices(Y, P, data=TEXTS, slices={"x": lambda t: 1}, max_gap=0.1)
     with pytest.raises(MLUsageError, match="has 3 distinct values \\(max_values 2\\)"):
         slices_by_value(SOURCES, max_values=2)
+
+
+def test_data_frames_integer_codes_and_proba_predictions() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"text": TEXTS, "shard": [i % 3 + 7 for i in range(40)]})
+
+    @slice("short", rowwise=True, min_size=5)
+    def short(row: dict[str, object]) -> bool:
+        return len(str(row["text"]).split()) < 5
+
+    by_shard = slices_by_value(frame["shard"])
+    assert list(by_shard) == ["shard=7", "shard=8", "shard=9"]
+    proba = np.array([[1.0, 0.0] if p == 0 else [0.2, 0.8] for p in P])
+    report = check_slices(
+        ["neg", "pos"] * 20,
+        proba=proba,
+        labels=["neg", "pos"],
+        data=frame,
+        slices={"short": short, **by_shard},
+        max_gap=0.5,
+        min_size=10,
+    )
+    assert report["short"].size == 10
+    assert report["short"].accuracy == 0.6
+    assert short({"text": "a b"}) is True  # still callable as the function
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metric": "f1"}, "metric 'f1' is not one of accuracy, macro_f1"),
+        ({"on_too_small": "skip"}, "on_too_small must be 'fail' or 'warn', not 'skip'"),
+        ({"slices": {}}, "check_slices: no slices given"),
+        ({"slices": [slice("x")(lambda d: d), slice("x")(lambda d: d)]}, "two slices are named"),
+        ({"slices": {"x": lambda d: d}}, "slice 'x' needs data: pass data= to check_slices"),
+        ({"data": TEXTS[:3]}, "check_slices: data has 3 rows but y_true has 40"),
+    ],
+)
+def test_more_usage_errors(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"slices": {"all": np.ones(40, dtype=bool)}, "max_gap": 0.1}
+    args.update(kwargs)
+    with pytest.raises(MLUsageError, match=message):
+        check_slices(Y, P, **args)  # type: ignore[arg-type]
+    with pytest.raises(MLUsageError, match="is empty or holds NaN"):
+        slices_by_quantile([1.0, float("nan")])
+    with pytest.raises(MLUsageError, match="q must be >= 1"):
+        slices_by_quantile([1.0], q=0)
