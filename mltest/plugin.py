@@ -525,6 +525,15 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A folder named like a suite file is a collection error, not a silent "no tests ran"."""
+    if path.name.endswith(DATA_SUITE_SUFFIXES + BEHAVIORAL_SUITE_SUFFIXES):
+        from mltest.data.suites import collect_directory
+
+        return collect_directory(parent, path)
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------

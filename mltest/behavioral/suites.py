@@ -101,6 +101,7 @@ class Suite:
     labels: list[str] | None = None
     tests: list[BehavioralTest] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
+    model_line: int = 0  # line of the ``model:`` key, 0 when the default fixture is used
 
 
 def _loader() -> Any:
@@ -129,6 +130,8 @@ class _Where:
     def error(self, problem: str) -> MLUsageError:
         loc = f"{self.path.name}:{self.line}" if self.line else self.path.name
         who = f" test {self.test!r}:" if self.test else ""
+        # The checks' own messages (for Python API users) already name the test.
+        problem = problem.removeprefix(f"test {self.test!r}: ") if self.test else problem
         return MLUsageError(f"{loc}:{who} {problem}")
 
 
@@ -186,6 +189,10 @@ def load_suite(path: Path) -> Suite:
     if not isinstance(tests, list) or not tests:
         raise top.error("'tests' must be a non-empty list of tests")
     suite = Suite(path=path, model_fixture=model, labels=labels)
+    if "model" in data:
+        from mltest.data.suites import key_line
+
+        suite.model_line = key_line(path, "model") or 0
     for i, spec in enumerate(tests):
         if not isinstance(spec, dict):
             raise top.error(f"tests[{i}] must be a mapping (name, type, ...), got {spec!r}")
@@ -380,6 +387,7 @@ class BehavioralSuiteFile(pytest.File):
         except MLUsageError as exc:
             raise self.CollectError(str(exc)) from None
         self._last_model: tuple[Any, Model] | None = None
+        self.suite = suite
         for test in suite.tests:
             yield BehavioralItem.from_parent(
                 self,
@@ -452,6 +460,41 @@ class BehavioralItem(pytest.Function):
             loc = f"{self.path.name}:{self.line}" if self.line else self.path.name
             return f"{loc}: test {self.name!r}: {excinfo.value}"
         return super().repr_failure(excinfo)
+
+    def _repr_failure_py(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> Any:
+        """A missing model fixture (a setup error) is reported at the suite line naming it.
+
+        pytest would point at this module's runner function, which the user
+        never wrote.
+        """
+        missing = self._missing_model(excinfo)
+        if missing is not None:
+            return missing
+        return super()._repr_failure_py(excinfo, style)
+
+    def _missing_model(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+        error = excinfo.value
+        suite: Suite | None = getattr(self.parent, "suite", None)
+        if not isinstance(error, pytest.FixtureLookupError) or suite is None:
+            return None
+        if error.argname != suite.model_fixture:
+            return None  # the model fixture exists; something it needs is missing
+        from mltest.data.suites import near_names
+
+        line = suite.model_line or self.line
+        where = f"{self.path.name}:{line}" if line else self.path.name
+        name = suite.model_fixture
+        why = (
+            f" (the suite's 'model:') not found{near_names(error.request, name)}: "
+            if name != DEFAULT_MODEL_FIXTURE or suite.model_line
+            else " not found: the suite names no 'model:', so its tests use this default; "
+        )
+        return (
+            f"{where}: fixture {name!r}{why}"
+            "define it in a conftest.py, returning the model or a predict function"
+        )
 
 
 def collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

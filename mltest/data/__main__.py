@@ -90,6 +90,30 @@ def _validate(suite: SuiteDefinition, max_examples: int) -> tuple[int, list[str]
     return EXIT_FAILED, lines
 
 
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{number} is negative: give 0 or more")
+    return number
+
+
+def _bad_path(path: Path) -> str | None:
+    """Why a path given on the command line cannot be checked, or None."""
+    if _is_suite(path):
+        if path.is_dir():
+            return f"{_display(path)}: is a folder, not a suite file"
+        return None if path.is_file() else f"{_display(path)}: no such suite file"
+    if path.suffix.lower() in DATA_SUFFIXES:
+        return None if path.is_file() else f"{_display(path)}: no such data file"
+    return (
+        f"{_display(path)}: not a suite (*{', *'.join(SUITE_SUFFIXES)}) or a data file "
+        f"({', '.join(DATA_SUFFIXES)})"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
@@ -106,9 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--root", type=Path, default=Path("."), help="where to look for suites (default: .)"
     )
     parser.add_argument(
-        "--max-examples", type=int, default=5, help="unexpected values shown per expectation"
+        "--max-examples", type=_count, default=5, help="unexpected values shown per expectation"
     )
     args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        what = "not a folder" if args.root.exists() else "no such folder"
+        print(f"mltest-data: --root {args.root}: {what}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = [p for p in map(_bad_path, args.files) if p is not None]
+    for problem in problems:
+        print(f"mltest-data: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
 
     suites: list[Path] = []
     data_files: list[Path] = []
@@ -119,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_files.append(path.resolve())
     if not args.files:
         suites = list(find_suites(args.root))
+        if not suites:
+            print(f"mltest-data: no expectation suites under {_display(args.root)}")
     code = EXIT_OK
     loaded: list[SuiteDefinition] = []
     for path in suites:
@@ -138,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue  # a broken suite that does not name a changed file is not ours
             if suite.data is not None and suite.data in wanted:
                 loaded.append(suite)
+        named = {s.data for s in loaded if s.data is not None}
+        for data in data_files:
+            if data not in named:
+                print(f"SKIP {_display(data)}: no suite under {_display(args.root)} names it")
     for suite in loaded:
         try:
             status, lines = _validate(suite, args.max_examples)

@@ -36,7 +36,17 @@ import pytest
 from mltest.data._spec import ExpectationSpec, parse_expectations
 from mltest.errors import MLCheckFailure, MLUsageError
 
-__all__ = ["DataSuiteFile", "ExpectationItem", "SuiteDefinition", "collect_file", "load_suite"]
+__all__ = [
+    "DataSuiteFile",
+    "ExpectationItem",
+    "SuiteDefinition",
+    "SuiteNamedFolder",
+    "collect_directory",
+    "collect_file",
+    "key_line",
+    "load_suite",
+    "near_names",
+]
 
 #: Data files a suite may name, by suffix.
 DATA_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".jsonl")
@@ -124,6 +134,11 @@ def load_suite(path: Path, where: str | None = None) -> SuiteDefinition:
     if "expectations" not in raw:
         raise MLUsageError(f"{where}: no 'expectations' list")
     specs = parse_expectations(raw["expectations"], where)
+    if not specs:
+        raise MLUsageError(
+            f"{where}: 'expectations' is empty, so the suite has nothing to test: list at "
+            "least one, e.g. '- expect_column_values_to_not_be_null: {column: id}'"
+        )
     meta = raw.get("meta") or {}
     ours = meta.get("mltest") if isinstance(meta, Mapping) else None
     ours = ours if isinstance(ours, Mapping) else {}
@@ -261,7 +276,7 @@ class DataSuiteFile(pytest.File):
                     frame = read_data(suite.data, where, suite.read_options)
                 else:
                     assert suite.fixture is not None
-                    frame = request.getfixturevalue(suite.fixture)
+                    frame = _fixture_value(request, suite.fixture, where, self.path)
                     if not hasattr(frame, "columns") or not hasattr(frame, "iloc"):
                         raise MLUsageError(
                             f"{where}: fixture {suite.fixture!r} returned "
@@ -279,6 +294,54 @@ class DataSuiteFile(pytest.File):
         if isinstance(found, MLUsageError):
             raise MLUsageError(str(found))
         return list(found[0]), int(found[1])
+
+
+def _fixture_value(request: pytest.FixtureRequest, name: str, where: str, path: Path) -> Any:
+    """The suite's data fixture; a missing one is reported at the suite's ``fixture:`` line."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError as exc:
+        if exc.argname != name:
+            raise  # the fixture exists; something it needs is missing
+        line = key_line(path, "fixture")
+        at = f"{where}:{line}" if line else where
+        raise MLUsageError(
+            f"{at}: fixture {name!r} not found{near_names(request, name)}: define it in a "
+            "conftest.py beside the suite, returning a pandas DataFrame"
+        ) from None
+
+
+def key_line(path: Path, key: str) -> int | None:
+    """1-based line of the first ``key:`` (YAML) or ``"key":`` (JSON) in a file, if any.
+
+    Example:
+        >>> key_line(Path("tests/data/train.expectations.yaml"), "fixture")  # doctest: +SKIP
+        2
+    """
+    import re
+
+    pattern = re.compile(rf"""^\s*(?:-\s*)?["']?{re.escape(key)}["']?\s*:""")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next((i for i, text in enumerate(lines, start=1) if pattern.match(text)), None)
+
+
+def near_names(request: pytest.FixtureRequest, name: str) -> str:
+    """`` (did you mean 'x'?)`` for a fixture name close to ``name``, else ``""``.
+
+    Example:
+        >>> near_names(request, "train_fram")  # doctest: +SKIP
+        " (did you mean 'train_frame'?)"
+    """
+    import difflib
+
+    manager = request._fixturemanager  # the names visible from the requesting node
+    node = request.node
+    known = {d.argname for d in manager._get_all_fixture_defs_for_node(node.parent or node)}
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _fix_node_id(item: pytest.Item) -> None:
@@ -384,6 +447,41 @@ class ExpectationItem(pytest.Function):
     def reportinfo(self) -> tuple[Path, int, str]:
         """Name the item by its suite file, line and expectation."""
         return self.path, self.suite_line, f"{self.path.name}::{self.name}"
+
+
+class SuiteNamedFolder(pytest.Directory):
+    """A folder named like a suite file (``x.expectations.yaml/``): one collection error.
+
+    Without it pytest would walk the folder and say only "no tests ran".
+
+    Example:
+        >>> # pytest --ml tests/x.expectations.yaml/   ->  ERROR ... is a folder, not a suite file
+    """
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        """Fail: say that the suite must be a file."""
+        where = _display(self.path, self.config)
+        raise MLUsageError(
+            f"{where} is a folder, not a suite file: a suite is a YAML or JSON file with that "
+            "name; rename the folder"
+        )
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        """The one-line message, no traceback."""
+        if isinstance(excinfo.value, MLUsageError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+def collect_directory(parent: pytest.Collector, path: Path) -> pytest.Collector:
+    """Collect a folder whose name is a suite file's (called by the plugin).
+
+    Example:
+        >>> collect_directory(session, Path("tests/x.expectations.yaml"))  # doctest: +SKIP
+    """
+    return SuiteNamedFolder.from_parent(parent, path=path)
 
 
 def collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

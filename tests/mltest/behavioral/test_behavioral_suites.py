@@ -158,7 +158,13 @@ def test_missing_model_fixture_is_a_setup_error(model_project: pytest.Pytester, 
     )
     result = run()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*fixture 'nowhere' not found*"])
+    result.stdout.fnmatch_lines(
+        [
+            "model.behavioral.yaml:2: fixture 'nowhere' (the suite's 'model:') not found: "
+            "define it in a conftest.py, returning the model or a predict function"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*suites.py*")
 
 
 def test_wrong_model_output_is_one_clear_error(model_project: pytest.Pytester, run: Any) -> None:
@@ -314,7 +320,7 @@ A = "s.behavioral.yaml:2: test 'a': "  # errors about test 'a' on line 2
         (T + "type: MFT, template: 3, expect: sport}\n",
          A + "template must be a string, got 3"),
         (T + "type: MFT, examples: [x], expect: sport, min_pass_rate: 2}\n",
-         A + "test 'a': min_pass_rate must be in [0, 1], got 2"),
+         A + "min_pass_rate must be in [0, 1], got 2"),
         (T + "type: INV, examples: [x]}\n", A + "needs a perturbation (one of *"),
         (T + "type: INV, pairs: [[x, y]], perturbation: case}\n",
          A + "pairs are already perturbed: drop perturbation, or use examples"),
@@ -325,7 +331,7 @@ A = "s.behavioral.yaml:2: test 'a': "  # errors about test 'a' on line 2
         (T + "type: INV, examples: [x], perturbation: case, expect: {label: sport}}\n",
          A + "unknown expectation {'label': 'sport'} for INV; *"),
         (T + "type: INV, examples: [x], perturbation: case, samples: 0}\n",
-         A + "test 'a': samples must be >= 1, got 0"),
+         A + "samples must be >= 1, got 0"),
         (T + "type: DIR, examples: [x], perturbation: case}\n",
          A + "DIR needs an expectation: *"),
         (T + "type: DIR, examples: [x], perturbation: case, expect: {becomes: sport}}\n",

@@ -39,12 +39,12 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_changed_data_file_is_checked_against_its_suite(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["data/train.csv", "README.md"]) == 0
+    assert main(["data/train.csv"]) == 0
     assert capsys.readouterr().out == (
         "PASS tests/train.expectations.yaml: 2 expectations held on data/train.csv (2 rows)\n"
     )
     assert main(["data/other.csv"]) == 0  # no suite names it
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == "SKIP data/other.csv: no suite under . names it\n"
 
     (repo / "data" / "train.csv").write_text("title,tag\na,sport\n,sprot\n")
     assert main(["data/train.csv"]) == 1
@@ -101,3 +101,56 @@ def test_module_entry_point_runs(repo: Path) -> None:
         [sys.executable, "-m", "mltest.data", "--help"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("usage: python -m mltest.data [-h]")
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--root", "/nonexistent"], "mltest-data: --root /nonexistent: no such folder"),
+        (["--root", "data/train.csv"], "mltest-data: --root data/train.csv: not a folder"),
+        (["data/missing.csv"], "mltest-data: data/missing.csv: no such data file"),
+        (
+            ["tests/gone.expectations.yaml"],
+            "mltest-data: tests/gone.expectations.yaml: no such suite file",
+        ),
+        (
+            ["notes.txt"],
+            "mltest-data: notes.txt: not a suite (*.expectations.yaml, *.expectations.yml, "
+            "*.expectations.json) or a data file (.csv, .tsv, .parquet, .pq, .jsonl)",
+        ),
+        (
+            ["x.expectations.yaml"],
+            "mltest-data: x.expectations.yaml: is a folder, not a suite file",
+        ),
+    ],
+)
+def test_bad_paths_exit_2_with_one_line(
+    repo: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    (repo / "notes.txt").write_text("hello\n")
+    (repo / "x.expectations.yaml").mkdir()
+    before = _tree(repo)
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert (captured.err, captured.out) == (message + "\n", "")
+    assert _tree(repo) == before
+
+
+def test_negative_max_examples_is_rejected(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--max-examples", "-1"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "python -m mltest.data: error: argument --max-examples: -1 is negative: give 0 or more"
+    )
+
+
+def test_empty_root_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"mltest-data: no expectation suites under {tmp_path}\n"
