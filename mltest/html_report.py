@@ -436,10 +436,11 @@ def _session_section(data: Mapping[str, Any]) -> str:
         facts["CPUs"] = env["cpu_count"]
     if isinstance(git, Mapping) and git.get("sha"):
         state = []
-        if git.get("dirty"):
+        untracked = int(git.get("untracked") or 0)
+        if git.get("modified", git.get("dirty") and not untracked):
             state.append("uncommitted changes")
-        if git.get("untracked"):
-            state.append("untracked files")
+        if untracked:
+            state.append(f"{untracked} untracked")
         facts["git"] = f"{str(git['sha'])[:12]}" + (f" ({', '.join(state)})" if state else "")
     devices = env.get("devices")
     if isinstance(devices, Mapping) and devices:

@@ -179,7 +179,13 @@ def _versions(names: tuple[str, ...]) -> dict[str, str | None]:
 
 
 def _git(root: Path) -> dict[str, Any] | None:
-    """Git SHA, branch and dirty flag of the checkout holding ``root``, or None."""
+    """Git SHA and working-tree state of the checkout holding ``root``, or None.
+
+    ``dirty`` is True when anything differs from the commit: changed tracked
+    files (``modified``, what ``git describe --dirty`` looks at) or files git
+    does not track and does not ignore (``untracked``, a count), since a new
+    module or data file changes a run as much as an edit does.
+    """
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -190,7 +196,7 @@ def _git(root: Path) -> dict[str, Any] | None:
             check=True,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=normal"],
             cwd=root,
             capture_output=True,
             text=True,
@@ -199,7 +205,15 @@ def _git(root: Path) -> dict[str, Any] | None:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"sha": sha, "dirty": bool(status.strip())}
+    entries = [line for line in status.splitlines() if line.strip()]
+    untracked = sum(1 for line in entries if line.startswith("??"))
+    modified = len(entries) > untracked
+    return {
+        "sha": sha,
+        "dirty": modified or untracked > 0,
+        "modified": modified,
+        "untracked": untracked,
+    }
 
 
 _LOCK_ENTRY = re.compile(r"^\s*-?\s*(path|md5):\s*(\S+)\s*$")
@@ -304,6 +318,14 @@ def capture_environment(root: str | os.PathLike[str] = ".") -> dict[str, Any]:
     }
 
 
+def _git_state(git: dict[str, Any]) -> str:
+    """`` (dirty)``, `` (3 untracked)``, `` (dirty, 3 untracked)`` or ``""``."""
+    untracked = int(git.get("untracked") or 0)
+    modified = git.get("modified", git.get("dirty") and not untracked)
+    words = (["dirty"] if modified else []) + ([f"{untracked} untracked"] if untracked else [])
+    return f" ({', '.join(words)})" if words else ""
+
+
 def environment_header(env: dict[str, Any]) -> str:
     """One terminal line summarising an environment record.
 
@@ -319,7 +341,7 @@ def environment_header(env: dict[str, Any]) -> str:
             parts.append(f"{name} {version}")
     git = env.get("git")
     if git:
-        parts.append(f"git {git['sha'][:8]}" + (" (dirty)" if git["dirty"] else ""))
+        parts.append(f"git {git['sha'][:8]}{_git_state(git)}")
     dvc = env.get("dvc")
     if dvc:
         parts.append(f"dvc outs {len(dvc)}")

@@ -59,6 +59,30 @@ def test_capture_in_a_git_repo_with_dvc_lock(tmp_path: Path) -> None:
     assert line.endswith(f"git {env['git']['sha'][:8]} (dirty), dvc outs 2")
 
 
+def test_untracked_files_make_the_tree_dirty(tmp_path: Path) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / ".gitignore").write_text("*.log\n")
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", ".gitignore"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    (tmp_path / "run.log").write_text("ignored")
+    clean = capture_environment(tmp_path)["git"]
+    assert (clean["dirty"], clean["modified"], clean["untracked"]) == (False, False, 0)
+    (tmp_path / "new_module.py").write_text("x = 1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "extra.csv").write_text("a\n1\n")
+    env = capture_environment(tmp_path)
+    assert (env["git"]["dirty"], env["git"]["modified"], env["git"]["untracked"]) == (
+        True,
+        False,
+        2,
+    )
+    assert environment_header(env).endswith(f"git {env['git']['sha'][:8]} (2 untracked)")
+    (tmp_path / ".gitignore").write_text("*.log\n*.tmp\n")
+    both = capture_environment(tmp_path)
+    assert environment_header(both).endswith("(dirty, 2 untracked)")
+
+
 def test_capture_outside_git(tmp_path: Path) -> None:
     env = capture_environment(tmp_path)
     assert env["git"] is None
