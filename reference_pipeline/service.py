@@ -544,9 +544,10 @@ def package_model(
     folder = Path(model_dir)
     predictor = Predictor.load(folder)  # fails here, with one line, on a bad folder
     metrics: dict[str, Any] = {}
-    summary = _read_json(folder / "train_summary.json")
-    if isinstance(summary, dict):
-        metrics["train"] = summary
+    for file_name in ("train_metrics.json", "train_summary.json"):
+        summary = _read_json(folder / file_name)
+        if isinstance(summary, dict):
+            metrics.setdefault("train", {}).update(summary)
     if eval_dir is not None:
         evaluated = _read_json(Path(eval_dir) / "metrics.json")
         if isinstance(evaluated, dict) and isinstance(evaluated.get("summary"), dict):
