@@ -16,13 +16,13 @@ request and characters per text. Each failure is a 4xx with
 ``{"error": "<one line naming the problem or the limit>"}``; no client input
 reaches the model unchecked, so none can cause a 5xx.
 
-Configuration comes from the environment (read when the service starts, never
-at import): ``RP_MODEL_TAG`` (default ``reference-classifier:latest``),
-``RP_PREDICTION_LOG`` (folder of the prediction log, ``off`` to disable),
-``RP_LOG_TEXT`` (``0``: store only a hash of each text), ``RP_LOG_MAX_BYTES``,
-``RP_LOG_BACKUPS``, ``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
-Batching and workers are decorator arguments, so they are read when the
-module is imported: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS``.
+Configuration comes from the environment. Read when the service starts:
+``RP_MODEL_TAG`` (default ``reference-classifier:latest``), ``RP_PREDICTION_LOG``
+(folder of the prediction log, ``off`` to disable), ``RP_LOG_TEXT`` (``0``:
+store only a hash of each text), ``RP_LOG_MAX_BYTES``, ``RP_LOG_BACKUPS``.
+Read when this module is imported, because they shape the decorators and the
+OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS``
+and the limits ``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
 
 Example:
     $ python -m reference_pipeline package --model-dir artifacts/model
@@ -152,28 +152,13 @@ class RequestLimits:
         max_body_bytes: Bytes of the request body.
 
     Example:
-        >>> RequestLimits.from_env({"RP_MAX_ITEMS": "8"}).max_items
+        >>> RequestLimits(max_items=8).max_items
         8
     """
 
     max_items: int = MAX_ITEMS
     max_chars: int = MAX_CHARS
     max_body_bytes: int = MAX_BODY_BYTES
-
-    @classmethod
-    def from_env(cls, env: MutableMapping[str, str] | None = None) -> RequestLimits:
-        """Read ``RP_MAX_ITEMS``, ``RP_MAX_CHARS`` and ``RP_MAX_BODY_BYTES``.
-
-        Example:
-            >>> RequestLimits.from_env({}).max_chars
-            50000
-        """
-        env = os.environ if env is None else env
-        return cls(
-            max_items=int(env.get("RP_MAX_ITEMS", cls.max_items)),
-            max_chars=int(env.get("RP_MAX_CHARS", cls.max_chars)),
-            max_body_bytes=int(env.get("RP_MAX_BODY_BYTES", cls.max_body_bytes)),
-        )
 
 
 class RequestError(ValueError):
@@ -299,7 +284,7 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, path: str = "/classify") -> None:
         self.app = app
         self.path = path
-        self.limits = RequestLimits.from_env()
+        self.limits = RequestLimits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http" or scope.get("path") != self.path:
@@ -430,7 +415,7 @@ class Classifier:
             labels=self.labels,
             metrics=saved.get("metrics", {}),
             info=json.loads(json.dumps(info, default=str)),
-            limits=vars(RequestLimits.from_env()),
+            limits=vars(RequestLimits()),
         )
         self.log = PredictionLog.from_env()
 
