@@ -366,14 +366,14 @@ def evaluate(
 
         if data is not None:
             test_df = _holdout(data, cfg, encoder.classes, "--data")
-            split_name = data.name
+            split_name = f"file {data.name}"
             train_file = data_dir / "train.csv"
             train_df = read_split(train_file) if baselines and train_file.is_file() else None
             if baselines and train_df is None:
                 typer.echo(f"baselines skipped: no {train_file} to fit them on", err=True)
         else:
             train_df, test_df = _read_splits(data_dir, "train", "test")
-            split_name = "test"
+            split_name = "test split"
         fitted, fit_seconds = (
             _fit_baselines(train_df, encoder, seed=cfg.train.seed)
             if baselines and train_df is not None
@@ -646,14 +646,15 @@ def run(
             read_split(data_dir / f"{n}.csv") for n in ("train", "val", "test")
         )
         encoder = LabelEncoder().fit(train_df["tag"])
-        split_name = "test"
+        split_name = "test split"
         if test is not None:
             test_df = _holdout(test, cfg, encoder.classes, "--test")
             # Kept beside the splits, so `evaluate --data-dir <out>/data` re-runs this test.
             atomic_write_text(data_dir / "test.csv", test_df.to_csv(index=False))
-            split_name, rows["test"] = test.name, len(test_df)
+            split_name, rows["test"] = f"file {test.name}", len(test_df)
         elif test_df.empty:
-            split_name, test_df = "validation", val_df
+            # data.test_size=0 and no --test: report on validation (early stopping saw it).
+            split_name, test_df = "validation split", val_df
         data_line = (
             f"data: {summary.get('source')} -> "
             + ", ".join(f"{k} {v}" for k, v in rows.items())
@@ -885,7 +886,7 @@ def _print_summary(
     metrics: Mapping[str, Any],
     out: Path,
     *,
-    split: str = "test",
+    split: str = "test split",
     data_line: str | None = None,
     notes: list[str] | None = None,
 ) -> None:
@@ -895,8 +896,8 @@ def _print_summary(
     summary: Mapping[str, Mapping[str, Any]] = metrics["summary"]
     results: Mapping[str, Mapping[str, Any]] = metrics["models"]
     n = next(iter(results.values()))["n"] if results else 0
-    title = f"{split} split, {n} rows: baselines and encoders side by side"
-    table = Table(title=title[:1].upper() + title[1:], caption=data_line)
+    title = f"{split}, {n} rows: baselines and encoders side by side"
+    table = Table(title=title[:1].upper() + title[1:])
     for column in TABLE_COLUMNS:
         table.add_column(column, justify="left" if column in ("model", "encoder") else "right")
     # Baselines first, the neural models last: the table reads simple -> complex.
@@ -919,8 +920,10 @@ def _print_summary(
         )
     console = Console(width=120)
     console.print(table)
-    for note in notes or []:
-        console.print(note)
+    # The rows of each split under the table (not wrapped: a path stays on one line).
+    for line in [data_line, *(notes or [])]:
+        if line:
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
     console.print(f"metrics: {out / 'metrics.json'}")
     plots = metrics.get("plots", {})
     console.print("plots:   " + ", ".join(str(p) for p in plots.values()))
