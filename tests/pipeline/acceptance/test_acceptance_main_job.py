@@ -41,7 +41,8 @@ def test_model_beats_the_simple_baselines_and_matches_tfidf(metrics: dict[str, A
     summary = metrics["summary"]
     model = summary["model"]["macro_f1"]
     # The main job also shows the other encoder side by side ("pretrained" or "hashed").
-    assert set(summary) - {"pretrained", "hashed"} == {"model", "majority", "keywords", "tfidf_logreg"}
+    expected = {"model", "majority", "keywords", "tfidf_logreg"}
+    assert set(summary) - {"pretrained", "hashed"} == expected
     for simple in ("majority", "keywords"):
         assert model > summary[simple]["macro_f1"] + 0.1, (simple, summary[simple]["macro_f1"])
     tfidf = summary["tfidf_logreg"]["macro_f1"]
