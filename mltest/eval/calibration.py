@@ -302,6 +302,8 @@ def check_calibration(
     strategy: str = "uniform",
     name: str = "calibration",
     png: bool = False,
+    inputs: Sequence[Any] | None = None,
+    max_bad_cases: int = 5,
 ) -> Calibration:
     """Fail when the expected (or maximum) calibration error is over its limit.
 
@@ -317,12 +319,15 @@ def check_calibration(
         strategy: ``"uniform"`` (equal width) or ``"quantile"`` (equal mass).
         name: The check's name in the report.
         png: Also attach a PNG of the diagram.
+        inputs: The inputs, one per row, shown with the most confident mistakes.
+        max_bad_cases: Mistakes shown on failure.
 
     Returns:
         The :class:`Calibration`, when it passes.
 
     Raises:
-        MLCheckFailure: Over a limit; the message holds the reliability table.
+        MLCheckFailure: Over a limit; the message holds the reliability table and
+            the most confident mistakes.
         MLUsageError: No limit given, or bad inputs.
 
     Example:
@@ -361,15 +366,27 @@ def check_calibration(
     )
     record_reliability(cal, name=name, check=name, png=png)
     if over:
-        lines = [
-            f"{name}: {headline}",
-            "",
-            *cal.table(),
-            "",
-            _advice(cal),
-        ]
+        lines = [f"{name}: {headline}", "", *cal.table()]
+        mistakes = _mistakes(y_true, proba, inputs, max_bad_cases)
+        if mistakes:
+            lines.extend(["", "most confident mistakes:", *mistakes])
+        lines.extend(["", _advice(cal)])
         raise MLCheckFailure("\n".join(lines))
     return cal
+
+
+def _mistakes(y_true: Any, proba: Any, inputs: Sequence[Any] | None, k: int) -> list[str]:
+    """The most confident wrong rows as table lines (an over-confident model's evidence)."""
+    from mltest.eval.badcases import _collect
+
+    true = np.asarray(y_true).reshape(-1).astype(np.int64)
+    prob = as_proba(proba, true.shape[0], what="check_calibration")
+    if inputs is not None and len(inputs) != true.shape[0]:
+        raise MLUsageError(
+            f"check_calibration: inputs has {len(inputs)} rows but y_true has {true.shape[0]}"
+        )
+    cases = _collect(true, prob.argmax(axis=1), list(range(prob.shape[1])), prob, inputs, k, None)
+    return cases.table(limit=k)
 
 
 def _advice(cal: Calibration) -> str:
@@ -452,6 +469,9 @@ def fit_temperature(
 ) -> TemperatureFit:
     """Fit one temperature on validation data by minimising the negative log-likelihood.
 
+    The fit (temperature, ECE and NLL before and after) also goes into the
+    running test's report as the metric ``temperature_scaling``.
+
     Temperature scaling (Guo et al. 2017) divides the logits by ``T`` before the
     softmax: ``T > 1`` softens over-confident predictions, ``T < 1`` sharpens
     under-confident ones; the predicted class never changes. The search is a
@@ -514,13 +534,17 @@ def fit_temperature(
     after = _from_confidences(
         *_conf_correct(apply_temperature(z, temperature), true), n_bins, strategy
     )
-    return TemperatureFit(
+    fit = TemperatureFit(
         temperature=round(temperature, 6),
         ece_before=before.ece,
         ece_after=after.ece,
         nll_before=_nll(z, true, 1.0),
         nll_after=_nll(z, true, temperature),
     )
+    from mltest.report import record_metric
+
+    record_metric("temperature_scaling", vars(fit))
+    return fit
 
 
 def _conf_correct(prob: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -214,3 +214,17 @@ def test_temperature_from_probabilities_sharpens_an_under_confident_model() -> N
     fit = fit_temperature(y, proba=proba)
     assert fit.temperature < 1
     assert fit.ece_after < fit.ece_before
+
+
+def test_an_over_confident_model_shows_its_most_confident_mistakes() -> None:
+    proba = [[0.95, 0.05]] * 4 + [[0.9, 0.1]] * 2
+    with pytest.raises(MLCheckFailure) as info:
+        check_calibration([0, 1, 0, 1, 0, 0], proba, max_ece=0.1, inputs=list("abcdef"))
+    text = str(info.value)
+    assert text.splitlines()[0] == "calibration: ECE 0.3333 > max 0.1 (6 rows, 10 uniform bins)"
+    assert "\n".join(text.splitlines()[6:9]) == (
+        "most confident mistakes:\n"
+        "  row  true  predicted  confidence  input\n"
+        "  1    1     0          0.950       b"
+    )
+    assert text.endswith("or train with label smoothing.")
