@@ -31,11 +31,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The main job: prepare -> baselines -> train -> evaluate (prints the table), then the
-# acceptance tests on the model it just trained (targets, behaviour, splits).
+# acceptance tests on the model it just trained (targets, behaviour, splits), then the
+# served smoke: package, serve on a free port, send the test split, monitor, stop.
 run: venv
 	$(BIN)/python -m reference_pipeline run --out artifacts
 	PIPELINE_ARTIFACTS=artifacts $(BIN)/python -m pytest --ml tests/pipeline/acceptance \
 		-p no:cacheprovider --ml-report artifacts/mltest-report.json
+	$(BIN)/python -m reference_pipeline.smoke --run-dir artifacts
 
 test: venv
 	$(BIN)/python -m coverage erase
