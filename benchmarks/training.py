@@ -82,6 +82,9 @@ CV_CANDIDATES: dict[str, dict[str, object]] = {
     "hashed: monitor val_loss": {"train.monitor": "val_loss"},
     "hashed: monitor val_loss, patience 12": {"train.monitor": "val_loss", "train.patience": 12},
     "hashed: lr 0.05, monitor val_loss": {"train.lr": 0.05, "train.monitor": "val_loss"},
+    "hashed: lr 0.1": {"train.lr": 0.1},
+    "hashed: lr 0.05, 20 epochs": {"train.lr": 0.05, "train.epochs": 20},
+    "hashed: patience 6": {"train.patience": 6},
     "pretrained: defaults": {"model.encoder": "pretrained"},
     "pretrained: monitor val_loss": {"model.encoder": "pretrained", "train.monitor": "val_loss"},
     "pretrained: val_loss, head_lr 0.003": {
@@ -118,14 +121,23 @@ def with_overrides(params: Params, overrides: dict[str, object]) -> Params:
 
 
 def run_neural(
-    params: Params, train_df: pd.DataFrame, val_df: pd.DataFrame, test_df: pd.DataFrame
+    params: Params,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame,
+    test_df: pd.DataFrame,
+    *,
+    honest_predict: bool = True,
 ) -> dict[str, Any]:
-    """Train through ``train.train``, score through ``Predictor`` (cache off: honest ms/text)."""
+    """Train through ``train.train``, score through ``Predictor``.
+
+    ``honest_predict``: the frozen encoder's cache is off while predicting, so
+    ms/text is the real cost (cross-validation turns it off: it needs scores only).
+    """
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = train(params, train_df, val_df, Path(out), progress=False)
         seconds = time.perf_counter() - start
-        predictor = Predictor.load(out, embedding_cache=None)
+        predictor = Predictor.load(out, **({"embedding_cache": None} if honest_predict else {}))
         encoder = LabelEncoder(predictor.labels)
         texts = list(test_df["text"])
         start = time.perf_counter()
@@ -280,22 +292,29 @@ def suite_standin(params: Params, resamplings: int) -> dict[str, Any]:
     return summarize(rows)
 
 
-def suite_cv(params: Params, folds: int = 5) -> dict[str, Any]:
+def suite_cv(params: Params, folds: int = 5, only: str = "") -> dict[str, Any]:
     """5-fold CV on the first stand-in's 760 training rows; the holdout is not used."""
+    candidates = {n: o for n, o in CV_CANDIDATES.items() if only in n}
     from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
 
     train760, _ = standin(standin_pool(params.data.lowercase), 0)
     train760 = train760.reset_index(drop=True)
     train760.attrs["source"] = "standin-0"
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-    scores: dict[str, list[float]] = {name: [] for name in CV_CANDIDATES}
-    seconds: dict[str, float] = dict.fromkeys(CV_CANDIDATES, 0.0)
+    scores: dict[str, list[float]] = {name: [] for name in candidates}
+    seconds: dict[str, float] = dict.fromkeys(candidates, 0.0)
     for fold, (fit_idx, score_idx) in enumerate(kfold.split(train760, train760["tag"])):
         fit_part, score_part = train760.iloc[fit_idx], train760.iloc[score_idx]
         fit_part.attrs["source"] = "standin-0"
         inner = split(fit_part, val_size=params.data.val_size, test_size=0.0, seed=fold)
-        for name, overrides in CV_CANDIDATES.items():
-            res = run_neural(with_overrides(params, overrides), inner.train, inner.val, score_part)
+        for name, overrides in candidates.items():
+            res = run_neural(
+                with_overrides(params, overrides),
+                inner.train,
+                inner.val,
+                score_part,
+                honest_predict=False,
+            )
             scores[name].append(res["weighted_f1"])
             seconds[name] += res["train_seconds"]
         print(f"cv fold {fold}: " + ", ".join(f"{n} {s[-1]:.3f}" for n, s in scores.items()))
@@ -346,6 +365,7 @@ def main() -> None:
     parser.add_argument("--suite", default="bbc,standin", help="bbc, standin, cv, gpu")
     parser.add_argument("--seeds", default="42,1,2", help="training seeds (bbc suite)")
     parser.add_argument("--resamplings", type=int, default=3, help="stand-in resamplings")
+    parser.add_argument("--candidates", default="", help="cv: only candidates whose name has this")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -361,7 +381,7 @@ def main() -> None:
     figures: dict[str, Any] = {"seeds": seeds, "resamplings": args.resamplings}
     started = time.perf_counter()
     if "cv" in suites:
-        figures["cv"] = suite_cv(params)
+        figures["cv"] = suite_cv(params, only=args.candidates)
     if "bbc" in suites:
         figures["bbc"] = suite_bbc(params, seeds)
     if "standin" in suites:
