@@ -168,11 +168,14 @@ def run_eval_determinism(s: Session) -> CheckResult:
     s.reset(train=False)
     s.model.eval()
     dropouts = _FunctionalDropout(s.model)
-    with torch.no_grad():
-        with dropouts:
+    # Both passes under the mode: a torch function mode turns off fused fast paths
+    # (nn.TransformerEncoderLayer's in eval), whose results differ from the slow path's.
+    try:
+        with torch.no_grad(), dropouts:
             out1, trace1 = _traced_forward(s.model, s.call_inputs)
+            out2, trace2 = _traced_forward(s.model, s.call_inputs)
+    finally:
         dropouts.close()
-        out2, trace2 = _traced_forward(s.model, s.call_inputs)
     diff = _max_diff(out1, out2)
     if diff == 0:
         return CheckResult(

@@ -492,7 +492,31 @@ def gpt_grad_accumulation(seed: int = 0) -> dict[str, Any]:
     return _gpt_case(seed, train_step=_accumulating_step(2, zero=True), accumulation_steps=2)
 
 
+class TorchEncoderClassifier(nn.Module):
+    """``nn.TransformerEncoderLayer`` with a key padding mask: its eval-mode fast path
+    (nested tensors) must not read as randomness nor as padding leaking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, D_MODEL, padding_idx=PAD)
+        self.encoder = nn.TransformerEncoderLayer(D_MODEL, HEADS, 32, 0.0, batch_first=True)
+        self.head = nn.Linear(D_MODEL, CLASSES)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        h = self.encoder(self.embed(input_ids), src_key_padding_mask=attention_mask == 0)
+        m = attention_mask.unsqueeze(-1).float()
+        return ModelOutput(logits=self.head((h * m).sum(1) / m.sum(1)))
+
+
+def torch_encoder_layer(seed: int = 0) -> dict[str, Any]:
+    case = _classifier_case(seed)
+    torch.manual_seed(seed)
+    case["model"] = TorchEncoderClassifier()
+    return case
+
+
 TRAPS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "torch_encoder_layer": torch_encoder_layer,
     "gpt_b_equals_t": gpt_b_equals_t,
     "gpt_b_equals_d_model": gpt_b_equals_d_model,
     "gpt_b_equals_vocab": gpt_b_equals_vocab,

@@ -207,7 +207,7 @@ def test_seq_bug_is_caught_and_named(pytester: pytest.Pytester, name: str) -> No
 def test_seq_twins_and_traps_pass_every_check(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(seq_zoo=SEQ_ZOO, test_seq_twins=TWIN_TEST)
     result = pytester.runpytest(*ARGS, "--ml-report", "report.json")
-    result.assert_outcomes(passed=22)
+    result.assert_outcomes(passed=23)
     result.stdout.fnmatch_lines(["*= mltest =*", "checks  model: * passed, 0 failed"])
     report = json.loads((pytester.path / "report.json").read_text())
     by_test = {t["nodeid"].split("::")[-1]: t for t in report["tests"]}
@@ -261,6 +261,7 @@ TRAP_CHECKS: dict[str, set[str]] = {
     "classifier_loss_inside": {"gradient_flow", "padding", "batch_independence"},
     "classifier_pad_id": {"padding"},
     "gpt_grad_accumulation": {"zero_grad", "parameters_update"},
+    "torch_encoder_layer": {"padding", "eval_determinism", "batch_independence"},
 }
 
 
