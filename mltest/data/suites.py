@@ -93,10 +93,13 @@ def _read_text(path: Path, where: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        # libyaml's parser when PyYAML has it: 4-5x faster on large suites (benchmarks).
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
+        # an error at the end of the file is put on the line after the last one
+        last = max(len(text.splitlines()), 1)
+        at = f" at line {min(mark.line + 1, last)}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise MLUsageError(f"{where}: not valid YAML{at}: {problem}") from None
 
