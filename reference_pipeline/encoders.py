@@ -329,7 +329,8 @@ class TransformerClassifier(nn.Module):
         scale: float = 1.0,
     ) -> None:
         super().__init__()
-        dim = int(transformer.config.hidden_size)
+        config: Any = transformer.config
+        dim = int(config.hidden_size)
         self.args: dict[str, Any] = {
             "arch": "transformer",
             "source": source,
