@@ -138,6 +138,8 @@ class RunningServer:
     latencies_ms: list[float] = field(default_factory=list)
     _log_file: Any = None
     _stopped: bool = False
+    _temp_log: bool = False
+    _final_log: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -174,6 +176,8 @@ class RunningServer:
             >>> "Uvicorn running" in server.log_text()  # doctest: +SKIP
             True
         """
+        if self._final_log is not None:
+            return self._final_log
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
@@ -204,6 +208,11 @@ class RunningServer:
                 self.client.close()
             if self._log_file is not None:
                 self._log_file.close()
+            if self._temp_log:
+                # Keep the text (for log_tail after the stop), not the file.
+                self._final_log = self.log_text()
+                with contextlib.suppress(OSError):
+                    self.log_path.unlink()
             with _RUNNING_LOCK:
                 if self in _RUNNING:
                     _RUNNING.remove(self)
@@ -333,7 +342,10 @@ def start_server(
         except OSError as exc:
             log_file.close()
             raise ServerStartError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
-        server = RunningServer(argv, host, chosen, process, path, grace=grace, _log_file=log_file)
+        server = RunningServer(
+            argv, host, chosen, process, path, grace=grace, _log_file=log_file,
+            _temp_log=log_path is None,
+        )  # fmt: skip
         with _RUNNING_LOCK:
             _RUNNING.append(server)
         try:

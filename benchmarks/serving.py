@@ -1,0 +1,298 @@
+"""Load on the served model: 10,000 single-text requests at concurrency 32 against `bentoml serve`.
+
+    python benchmarks/serving.py --model-dir artifacts/model --data-dir artifacts/data
+
+What it does, in one run:
+
+1. packages the model into a temporary BentoML store and starts
+   ``bentoml serve reference_pipeline.service:Classifier`` on a free
+   127.0.0.1 port (through ``mltest.serving``), prediction log on, as in
+   production;
+2. measures the server's RSS (the whole process group), sends 200 warm-up
+   requests, measures RSS again (the baseline);
+3. from a **second process**, sends ``--requests`` single-text requests
+   (``{"items": [text]}``) with ``--concurrency`` in flight, in a bounded loop,
+   cycling over the test split's texts; records each latency and error;
+4. measures RSS after the load; stops the server;
+5. measures the ceiling: the in-process batched ``Predictor`` on the same
+   texts (batches of ``--max-batch-size``, one thread: what the server's one
+   worker can do without HTTP).
+
+The load tool is an ``httpx`` async client (one event loop, ``--concurrency``
+tasks pulling from a shared counter), not locust: on 2 cores the load
+generator shares the CPU with the server, and locust's gevent users plus its
+stats machinery cost several times more CPU per request than a bare asyncio
+client, so locust's own cost would be measured as server slowness; and a
+bounded number of requests (not a duration) is natural here. ``--tool locust``
+runs the same load with locust headless (``--iterations`` per user) for
+comparison.
+
+Targets on 2 cores: 0 errors, p99 <= 100 ms, rps >= 30% of the ceiling, RSS
+growth <= 10%. The last line is one JSON object:
+``{"requests", "errors", "rps", "p50_ms", "p99_ms", "ceiling_rps", "rss_growth"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------
+# The load generator (runs in its own process)
+# ---------------------------------------------------------------------------
+
+
+async def _load(url: str, texts: list[str], n: int, concurrency: int) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
+
+        async def user() -> None:
+            for i in counter:
+                body = {"items": [texts[i % len(texts)]]}
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post("/classify", json=body)
+                    ok = response.status_code == 200
+                    kind = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, kind = False, type(exc).__name__
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+                if not ok:
+                    errors[kind] = errors.get(kind, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(user() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    return {"latencies_ms": latencies, "errors": errors, "seconds": seconds}
+
+
+def _client_main(args: argparse.Namespace) -> int:
+    texts = json.loads(Path(args.texts).read_text(encoding="utf-8"))
+    result = asyncio.run(_load(args.url, texts, args.requests, args.concurrency))
+    Path(args.out).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+LOCUSTFILE = """
+import json, os, time
+from locust import FastHttpUser, task, constant
+TEXTS = json.load(open(os.environ["BENCH_TEXTS"]))
+
+class Client(FastHttpUser):
+    wait_time = constant(0)
+    i = 0
+
+    @task
+    def classify(self):
+        Client.i += 1
+        self.client.post("/classify", json={"items": [TEXTS[Client.i % len(TEXTS)]]})
+"""
+
+
+def _run_locust(url: str, texts_file: Path, n: int, concurrency: int, work: Path) -> dict[str, Any]:
+    locustfile = work / "locustfile.py"
+    locustfile.write_text(LOCUSTFILE, encoding="utf-8")
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u",
+         str(concurrency), "-r", str(concurrency), "--host", url, "--iterations",
+         str(n // concurrency), "--csv", str(work / "locust"), "--only-summary"],
+        env={**os.environ, "BENCH_TEXTS": str(texts_file)},
+        check=True, capture_output=True, timeout=1800,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    import csv
+
+    with open(work / "locust_stats.csv", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["Name"] == "/classify")
+    return {
+        "requests": int(row["Request Count"]),
+        "errors": int(row["Failure Count"]),
+        "rps": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p95_ms": float(row["95%"]),
+        "p99_ms": float(row["99%"]),
+        "seconds": seconds,
+    }
+
+
+# ---------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------
+
+
+def _group_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _ceiling(model_dir: Path, texts: list[str], batch_size: int) -> float:
+    import torch
+
+    from reference_pipeline.predict import Predictor
+
+    torch.set_num_threads(1)
+    predictor = Predictor.load(model_dir, batch_size=batch_size)
+    predictor.predict_proba(texts[:batch_size])  # warm-up
+    start = time.perf_counter()
+    predictor.predict_proba(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=REPO / "artifacts" / "model")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "artifacts" / "data")
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--max-latency-ms", type=int, default=1000)
+    parser.add_argument("--tool", choices=["httpx", "locust"], default="httpx")
+    # internal: the load-generator process
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--texts", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        return _client_main(args)
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["BENTOML_DO_NOT_TRACK"] = "true"
+    for need in (args.model_dir / "model.pt", args.data_dir / "test.csv"):
+        if not need.is_file():
+            print(f"error: {need}: not found; run `python -m reference_pipeline run` first",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    home = work / "bentoml"
+    os.environ["BENTOML_HOME"] = str(home)
+    from mltest.serving import latency_summary, start_server
+    from reference_pipeline.data import read_split
+    from reference_pipeline.service import item_text, package_model
+
+    tag = package_model(args.model_dir)
+    test = read_split(args.data_dir / "test.csv")
+    texts = [item_text({"title": t, "description": d})
+             for t, d in zip(test["title"], test["description"], strict=True)]  # fmt: skip
+    texts_file = work / "texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    env = {
+        "BENTOML_HOME": str(home),
+        "RP_MODEL_TAG": tag,
+        "RP_PREDICTION_LOG": str(work / "predictions"),
+        "RP_WORKERS": str(args.workers),
+        "RP_MAX_BATCH_SIZE": str(args.max_batch_size),
+        "RP_MAX_LATENCY_MS": str(args.max_latency_ms),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [sys.executable, "-m", "bentoml", "serve", "reference_pipeline.service:Classifier",
+               "--host", "{host}", "--port", "{port}"]  # fmt: skip
+    load_before = os.getloadavg()
+    server = start_server(command, env=env, timeout=180, grace=15)
+    try:
+        rss_cold = _group_rss(server.process.pid)
+        for i in range(200):  # warm-up: allocator, batching optimizer, caches
+            server.client.post("/classify", json={"items": [texts[i % len(texts)]]})
+        rss_before = _group_rss(server.process.pid)
+        if args.tool == "httpx":
+            out = work / "client.json"
+            subprocess.run(
+                [sys.executable, __file__, "--client", "--url", server.base_url, "--texts",
+                 str(texts_file), "--requests", str(args.requests), "--concurrency",
+                 str(args.concurrency), "--out", str(out)],
+                check=True, timeout=3600,
+            )  # fmt: skip
+            raw = json.loads(out.read_text(encoding="utf-8"))
+            lat = latency_summary(raw["latencies_ms"], raw["seconds"])
+            load = {
+                "requests": len(raw["latencies_ms"]),
+                "errors": sum(raw["errors"].values()),
+                "error_kinds": raw["errors"],
+                "rps": lat["rps"],
+                "p50_ms": lat["p50_ms"],
+                "p95_ms": lat["p95_ms"],
+                "p99_ms": lat["p99_ms"],
+                "seconds": raw["seconds"],
+            }
+        else:
+            load = _run_locust(server.base_url, texts_file, args.requests, args.concurrency, work)
+        rss_after = _group_rss(server.process.pid)
+    finally:
+        server.stop()
+    load_after = os.getloadavg()
+    bench_texts = [texts[i % len(texts)] for i in range(args.requests)]
+    ceiling = _ceiling(args.model_dir, bench_texts, args.max_batch_size)
+    growth = rss_after / rss_before - 1 if rss_before else float("nan")
+
+    print(f"served model {tag}: {args.workers} worker(s), max batch {args.max_batch_size}, "
+          f"max latency {args.max_latency_ms} ms; load tool {args.tool}")  # fmt: skip
+    print(f"machine load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+          f"({os.cpu_count()} cores)")  # fmt: skip
+    print(f"requests      {load['requests']:,} at concurrency {args.concurrency}, "
+          f"{load['seconds']:.1f} s")  # fmt: skip
+    print(f"errors        {load['errors']} {load.get('error_kinds', '')}")
+    print(f"throughput    {load['rps']:.1f} requests/s")
+    print(f"latency       p50 {load['p50_ms']:.1f} ms, p95 {load['p95_ms']:.1f} ms, "
+          f"p99 {load['p99_ms']:.1f} ms")  # fmt: skip
+    print(f"server RSS    cold {rss_cold / 2**20:.1f} MiB, after warm-up {rss_before / 2**20:.1f} "
+          f"MiB, after load {rss_after / 2**20:.1f} MiB (growth {growth:+.1%})")  # fmt: skip
+    print(f"ceiling       {ceiling:.1f} texts/s (in-process Predictor, batches of "
+          f"{args.max_batch_size}, 1 thread); served = {load['rps'] / ceiling:.1%} of it")  # fmt: skip
+    targets = {
+        "0 errors": load["errors"] == 0,
+        "p99 <= 100 ms": load["p99_ms"] <= 100,
+        "rps >= 30% of ceiling": load["rps"] >= 0.3 * ceiling,
+        "RSS growth <= 10%": growth <= 0.10,
+    }
+    print(
+        "targets       " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in targets.items())
+    )
+    print(
+        json.dumps(
+            {
+                "requests": load["requests"],
+                "errors": load["errors"],
+                "rps": round(load["rps"], 1),
+                "p50_ms": round(load["p50_ms"], 2),
+                "p99_ms": round(load["p99_ms"], 2),
+                "ceiling_rps": round(ceiling, 1),
+                "rss_growth": round(growth, 4),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
