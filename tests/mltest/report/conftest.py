@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,8 @@ def tiny_png() -> str:
 
 
 FIGURES_SUITE = """
+from typing import Any
+
 import pytest
 from mltest.report import record_check, record_figure
 
@@ -79,3 +82,17 @@ def figures_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester with the suite above as ``test_figs.py``."""
     pytester.makepyfile(test_figs=FIGURES_SUITE.format(png=tiny_png()))
     return pytester
+
+
+@pytest.fixture
+def run_pytest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``pytester.runpytest`` with only mltest loaded (``-p xdist`` where a test needs it).
+
+    Scanning every installed plugin costs about 2 s per in-process run here.
+    """
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest("-p", "mltest.plugin", *args)
+
+    return run

@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,14 +62,16 @@ def _body_tag(dom: str) -> str:
     return found.group(0)
 
 
-def _page(figures_suite: pytest.Pytester) -> Path:
-    result = figures_suite.runpytest("--ml", "--ml-seed", "17", "--ml-report-html", "r.html")
+def _page(figures_suite: pytest.Pytester, run_pytest: Any) -> Path:
+    result = run_pytest("--ml", "--ml-seed", "17", "--ml-report-html", "r.html")
     result.assert_outcomes(passed=3, failed=1, skipped=1)
     return figures_suite.path / "r.html"
 
 
-def test_report_renders_without_console_errors(figures_suite: pytest.Pytester) -> None:
-    page = _page(figures_suite)
+def test_report_renders_without_console_errors(
+    figures_suite: pytest.Pytester, run_pytest: Any
+) -> None:
+    page = _page(figures_suite, run_pytest)
     run = _chromium(figures_suite.path, "--dump-dom", page.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
     assert _console(run.stderr) == []
@@ -82,16 +85,16 @@ def test_report_renders_without_console_errors(figures_suite: pytest.Pytester) -
     assert dom.count("<svg") >= 3
 
 
-def test_filters_from_the_link(figures_suite: pytest.Pytester) -> None:
-    page = _page(figures_suite)
+def test_filters_from_the_link(figures_suite: pytest.Pytester, run_pytest: Any) -> None:
+    page = _page(figures_suite, run_pytest)
     run = _chromium(figures_suite.path, "--dump-dom", page.as_uri() + "#outcome=failed")
     assert _console(run.stderr) == []
     assert "1 of 5 tests" in run.stdout
     assert run.stdout.count('class="test hidden"') == 4
 
 
-def test_screenshot(figures_suite: pytest.Pytester) -> None:
-    page = _page(figures_suite)
+def test_screenshot(figures_suite: pytest.Pytester, run_pytest: Any) -> None:
+    page = _page(figures_suite, run_pytest)
     shot = figures_suite.path / "report.png"
     run = _chromium(
         figures_suite.path, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()

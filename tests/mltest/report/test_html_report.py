@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
@@ -37,15 +38,17 @@ def _parse(text: str) -> _Page:
     return page
 
 
-def _run(pytester: pytest.Pytester, *args: str) -> str:
-    result = pytester.runpytest("--ml", "--ml-seed", "17", "--ml-report-html", "r.html", *args)
+def _run(pytester: pytest.Pytester, run_pytest: Any, *args: str) -> str:
+    result = run_pytest("--ml", "--ml-seed", "17", "--ml-report-html", "r.html", *args)
     result.assert_outcomes(passed=3, failed=1, skipped=1)
     result.stdout.fnmatch_lines([f"HTML report written to {pytester.path / 'r.html'}"])
     return (pytester.path / "r.html").read_text(encoding="utf-8")
 
 
-def test_page_has_every_section_and_fetches_nothing(figures_suite: pytest.Pytester) -> None:
-    html = _run(figures_suite)
+def test_page_has_every_section_and_fetches_nothing(
+    figures_suite: pytest.Pytester, run_pytest: Any
+) -> None:
+    html = _run(figures_suite, run_pytest)
     page = _parse(html)
     assert {"session", "attention", "tests", "figures", "f-kind", "f-outcome"} <= page.ids
     assert page.fetches == []  # no CDN, no fonts, no network
@@ -77,8 +80,8 @@ def test_page_has_every_section_and_fetches_nothing(figures_suite: pytest.Pytest
     ]
 
 
-def test_every_figure_kind_is_drawn(figures_suite: pytest.Pytester) -> None:
-    html = _run(figures_suite)
+def test_every_figure_kind_is_drawn(figures_suite: pytest.Pytester, run_pytest: Any) -> None:
+    html = _run(figures_suite, run_pytest)
     figures = html[html.index('id="figures"') :]
     assert "Figures (4)" in figures
     for kind in ("line", "bars", "heatmap", "png"):
@@ -93,11 +96,13 @@ def test_every_figure_kind_is_drawn(figures_suite: pytest.Pytester) -> None:
     assert "loss per optimizer step" in attention
 
 
-def test_ini_key_and_xdist_merge_give_the_same_page(figures_suite: pytest.Pytester) -> None:
+def test_ini_key_and_xdist_merge_give_the_same_page(
+    figures_suite: pytest.Pytester, run_pytest: Any
+) -> None:
     pytest.importorskip("xdist")
-    serial = _run(figures_suite)
+    serial = _run(figures_suite, run_pytest)
     figures_suite.makeini("[pytest]\nml_report_html = r.html\n")
-    result = figures_suite.runpytest("--ml", "--ml-seed", "17", "-p", "xdist", "-n", "2")
+    result = run_pytest("--ml", "--ml-seed", "17", "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=3, failed=1, skipped=1)
     parallel = (figures_suite.path / "r.html").read_text(encoding="utf-8")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 SUITE = """
@@ -55,16 +57,18 @@ def _section(lines: list[str]) -> list[str]:
     return lines[start + 1 : end]
 
 
-def test_default_view_lists_only_what_needs_attention(pytester: pytest.Pytester) -> None:
+def test_default_view_lists_only_what_needs_attention(
+    pytester: pytest.Pytester, run_pytest: Any
+) -> None:
     pytester.makepyfile(test_s=SUITE)
-    result = pytester.runpytest("--ml", "-p", "no:randomly")
+    result = run_pytest("--ml", "-p", "no:randomly")
     result.assert_outcomes(passed=8, failed=1, xfailed=1)
     assert _section(result.stdout.lines) == DEFAULT_VIEW
 
 
-def test_verbose_view_lists_expected_failures(pytester: pytest.Pytester) -> None:
+def test_verbose_view_lists_expected_failures(pytester: pytest.Pytester, run_pytest: Any) -> None:
     pytester.makepyfile(test_s=SUITE)
-    result = pytester.runpytest("--ml", "-p", "no:randomly", "-v")
+    result = run_pytest("--ml", "-p", "no:randomly", "-v")
     section = _section(result.stdout.lines)
     assert section[: len(DEFAULT_VIEW) - 1] == DEFAULT_VIEW[:-1]
     assert section[len(DEFAULT_VIEW) - 1 :] == [
@@ -75,11 +79,13 @@ def test_verbose_view_lists_expected_failures(pytester: pytest.Pytester) -> None
     ]
 
 
-def test_xdist_summary_is_identical_to_the_serial_one(pytester: pytest.Pytester) -> None:
+def test_xdist_summary_is_identical_to_the_serial_one(
+    pytester: pytest.Pytester, run_pytest: Any
+) -> None:
     pytest.importorskip("xdist")
     pytester.makepyfile(test_s=SUITE)
-    serial = pytester.runpytest("--ml", "-p", "no:randomly", "--ml-report", "s.json")
-    parallel = pytester.runpytest(
+    serial = run_pytest("--ml", "-p", "no:randomly", "--ml-report", "s.json")
+    parallel = run_pytest(
         "--ml", "-p", "no:randomly", "-p", "xdist", "-n", "2", "--ml-report", "s.json"
     )
     parallel.assert_outcomes(passed=8, failed=1, xfailed=1)
@@ -88,7 +94,7 @@ def test_xdist_summary_is_identical_to_the_serial_one(pytester: pytest.Pytester)
 
 
 def test_step_summary_is_the_short_summary_and_names_the_html_report(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_pytest: Any
 ) -> None:
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -96,7 +102,7 @@ def test_step_summary_is_the_short_summary_and_names_the_html_report(
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/models")
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
     pytester.makepyfile(test_s=SUITE)
-    pytester.runpytest("--ml", "--ml-seed", "3", "--ml-report-html", "out/mltest.html")
+    run_pytest("--ml", "--ml-seed", "3", "--ml-report-html", "out/mltest.html")
     text = summary.read_text()
     assert text.splitlines()[:5] == [
         "## mltest",
