@@ -543,7 +543,7 @@ def fit_temperature(
     )
     from mltest.report import record_metric
 
-    record_metric("temperature_scaling", vars(fit))
+    record_metric("temperature_scaling", {k: round(v, 4) for k, v in vars(fit).items()})
     return fit
 
 
