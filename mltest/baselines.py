@@ -376,6 +376,14 @@ class MetricBaseline:
         """
         if not self._updated:
             return
+        for parent in self.path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise MLUsageError(
+                        f"cannot write baseline file {self.shown}: {parent} is a regular file, "
+                        "not a folder (rename it, or set ini ml_baseline_dir)"
+                    )
+                break
         try:
             write_json_atomic(self.path, dict(sorted({**self._stored, **self._updated}.items())))
         except OSError as exc:

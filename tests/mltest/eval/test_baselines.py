@@ -208,3 +208,20 @@ def test_corrupt_baseline_file_is_a_clear_error(pytester: pytest.Pytester) -> No
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*MLUsageError: baseline file *test_f1.json is unreadable:*"])
     assert target.read_text() == "{not json"
+
+
+def test_a_file_where_the_baseline_folder_goes_is_one_clear_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_m=TEST.format(f1=0.9, loss=0.3))
+    blocker = pytester.path / "test_m"
+    blocker.write_text("notes\n")
+    result = pytester.runpytest("--ml", "--ml-update-baselines")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"E * mltest.errors.MLUsageError: cannot write baseline file test_m/test_f1.json: "
+            f"{blocker} is a regular file, not a folder (rename it, or set ini ml_baseline_dir)"
+        ]
+    )
+    assert blocker.read_text() == "notes\n"
