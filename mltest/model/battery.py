@@ -7,6 +7,7 @@ a single check and raise :class:`ModelCheckFailure` with its diagnosis, and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +94,9 @@ class ModelReport:
 
     results: list[CheckResult] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
+    #: Wall-clock seconds each check took (a check that reuses the shared training
+    #: run is charged only for what it adds; the first to need the run pays for it).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> list[str]:
@@ -427,7 +431,9 @@ def _check_model(
                 if name in _TRAINING and any(f.name == "finite" for f in failures):
                     skipped.append(name)
                     continue
+                started = time.perf_counter()
                 result = _safe(name, runs[name])
+                report.seconds[name] = time.perf_counter() - started
                 if result is None:
                     report.not_applicable.append(name)
                     continue
