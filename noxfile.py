@@ -113,3 +113,29 @@ def checklist(session: nox.Session) -> None:
         *session.posargs,
         env={**QUIET_ENV, "MLTEST_REQUIRE_CHECKLIST": "1"},
     )  # fmt: skip
+
+
+@nox.session(python=PYTHON)
+def evidently(session: nox.Session) -> None:
+    """Drift: our monitor against evidently 0.7 on the same windows (never a dependency of ours).
+
+    Phase 1 runs in the project's own interpreter (the one running nox, or
+    ``$MLTEST_PYTHON``: it has torch and the trained model's code) and writes
+    the windows; phase 2 runs in this session's venv, which holds only
+    evidently 0.7 and pandas. Pass ``-- --model-dir DIR --data-dir DIR`` to
+    use another run than ``artifacts/``.
+    """
+    import sys
+
+    project_python = os.environ.get("MLTEST_PYTHON", sys.executable)
+    windows = os.path.join(session.create_tmp(), "drift-windows.json")
+    session.run(
+        project_python, "benchmarks/drift_evidently.py", "prepare", "--out", windows,
+        *session.posargs,
+        external=True, env=QUIET_ENV,
+    )  # fmt: skip
+    session.install("evidently>=0.7,<0.8", "pandas")
+    session.run(
+        "python", "benchmarks/drift_evidently.py", "evidently", "--windows", windows,
+        env={**QUIET_ENV, "DO_NOT_TRACK": "1"},
+    )  # fmt: skip
