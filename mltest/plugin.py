@@ -741,7 +741,10 @@ def model_checker(request: pytest.FixtureRequest, ml_seed: int) -> Any:
     Call it with the model, a batch, the loss and an optimizer factory; it runs
     every applicable model check and fails the test once, listing each failed
     check with its diagnosis. Device parity compares the model's device with
-    every other selected device that is available.
+    every other selected device that is available. Pass ``loss_fn=None`` for
+    a model that computes its loss from the batch's labels (Hugging Face
+    style), and ``causal=True`` / ``pad_id=`` for the sequence checks; see
+    docs/model-checks.md.
 
     Example:
         >>> def test_classifier_trains(model_checker):  # doctest: +SKIP
