@@ -7,9 +7,10 @@ entries with 40-value sets, the shape that makes suites large) and a
 behavioural suite of the same size, then, each in a fresh subprocess so that
 peak memory is its own:
 
-1. ``mltest.data.suites.load_suite`` with the C loader (what mltest uses when
-   PyYAML has libyaml) and with the pure-Python ``SafeLoader`` (the fallback,
-   and what mltest used before);
+1. ``mltest.data.suites.load_suite`` three ways: as before this change
+   (pure-Python ``SafeLoader``, garbage collector running), with the
+   pure-Python loader and the collector paused (mltest's fallback without
+   libyaml), and as now (libyaml's ``CSafeLoader``, collector paused);
 2. the same for ``mltest.behavioral.suites.load_suite``;
 3. with ``--collect``: ``pytest --collect-only`` of the data suite (one test
    item per expectation), C loader.
@@ -86,8 +87,14 @@ def child(kind: str, path: str, loader: str) -> None:
     """Load one suite and print {"seconds", "max_rss_mb", "items"} (run in a subprocess)."""
     import yaml
 
-    if loader == "python" and hasattr(yaml, "CSafeLoader"):
+    if loader in ("python", "before") and hasattr(yaml, "CSafeLoader"):
         del yaml.CSafeLoader  # mltest falls back to the pure-Python SafeLoader
+    if loader == "before":  # as mltest loaded suites before: pure Python, collector running
+        import contextlib
+
+        import mltest.data.suites
+
+        mltest.data.suites.paused_gc = contextlib.nullcontext  # type: ignore[assignment]
     start = time.perf_counter()
     if kind == "data":
         from mltest.data.suites import load_suite as load_data
@@ -170,18 +177,21 @@ def main() -> None:
         figures["data_json_max_rss_mb"] = round(j["max_rss_mb"])
         as_json.unlink()
         for kind, path in (("data", data), ("behavioral", behavioral)):
-            c = measure(kind, path, "c")
-            py = measure(kind, path, "python")
-            print(
-                f"{kind:10}  C loader {c['seconds']:7.2f} s {c['max_rss_mb']:7.0f} MB   "
-                f"pure Python {py['seconds']:7.2f} s {py['max_rss_mb']:7.0f} MB   "
-                f"speed-up {py['seconds'] / c['seconds']:.1f}x"
-            )
-            figures[f"{kind}_c_seconds"] = round(c["seconds"], 3)
-            figures[f"{kind}_python_seconds"] = round(py["seconds"], 3)
-            figures[f"{kind}_speedup"] = round(py["seconds"] / c["seconds"], 2)
-            figures[f"{kind}_c_max_rss_mb"] = round(c["max_rss_mb"])
-            figures[f"{kind}_python_max_rss_mb"] = round(py["max_rss_mb"])
+            runs = {mode: measure(kind, path, mode) for mode in ("before", "python", "c")}
+            before = runs["before"]["seconds"]
+            for mode, label in (
+                ("before", "before (pure-Python loader, GC on)"),
+                ("python", "pure-Python loader, GC paused"),
+                ("c", "C loader, GC paused (now)"),
+            ):
+                run = runs[mode]
+                print(
+                    f"{kind:10}  {label:36} {run['seconds']:7.2f} s "
+                    f"{run['max_rss_mb']:6.0f} MB peak  {before / run['seconds']:4.1f}x"
+                )
+                figures[f"{kind}_{mode}_seconds"] = round(run["seconds"], 3)
+                figures[f"{kind}_{mode}_max_rss_mb"] = round(run["max_rss_mb"])
+            figures[f"{kind}_speedup"] = round(before / runs["c"]["seconds"], 2)
         if args.collect:
             behavioral.unlink()
             seconds = collect_seconds(folder)

@@ -160,6 +160,13 @@ def load_suite(path: Path) -> Suite:
     Example:
         >>> load_suite(Path("tests/model.behavioral.yaml"))  # doctest: +SKIP
     """
+    from mltest.data.suites import paused_gc
+
+    with paused_gc():
+        return _load_suite(path)
+
+
+def _load_suite(path: Path) -> Suite:
     yaml = require("yaml", "behavioral", purpose="behavioural YAML suites")
     top = _Where(path)
     try:
