@@ -537,7 +537,7 @@ def check_output_spec(
 
 
 def check_loss_inputs(
-    model: nn.Module, batch: Batch, loss_fn: LossFn, *, target_key: str = "labels"
+    model: nn.Module, batch: Batch, loss_fn: LossFn | None, *, target_key: str = "labels"
 ) -> CheckResult | None:
     """Check what the loss is fed: logits not probabilities, enough classes, equal shapes.
 
@@ -553,7 +553,7 @@ def check_loss_inputs(
         mltest.model.ModelCheckFailure: [loss_inputs] target-shape broadcasting bug: ...
     """
     __tracebackhide__ = True
-    s = Session(model, batch, loss_fn, target_key=target_key)
+    s = Session(model, batch, loss_fn, target_key=target_key, model_loss=loss_fn is None)
     return _one(s, lambda: _checks.run_loss_inputs(s), "loss_inputs")
 
 
@@ -575,7 +575,7 @@ def check_finite(
 def check_gradient_flow(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     *,
     ignore: Sequence[str] = (),
     target_key: str = "labels",
@@ -590,14 +590,16 @@ def check_gradient_flow(
         True
     """
     __tracebackhide__ = True
-    s = Session(model, batch, loss_fn, ignore=ignore, target_key=target_key)
+    s = Session(
+        model, batch, loss_fn, ignore=ignore, target_key=target_key, model_loss=loss_fn is None
+    )
     return _one(s, lambda: _checks.run_gradient_flow(s), "gradient_flow")
 
 
 def check_parameters_update(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     frozen: Sequence[str] = (),
@@ -628,6 +630,7 @@ def check_parameters_update(
         frozen=frozen,
         ignore=ignore,
         target_key=target_key,
+        model_loss=loss_fn is None,
     )
     return _one(s, lambda: _checks.run_parameters_update(s), "parameters_update")
 
@@ -676,7 +679,7 @@ def check_zero_grad(
 def check_loss_decreases(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     steps: int = 5,
@@ -704,6 +707,7 @@ def check_loss_decreases(
         train_step=train_step,
         seed=seed,
         target_key=target_key,
+        model_loss=loss_fn is None,
     )
     return _one(s, lambda: _checks.run_loss_decreases(s, steps=steps), "loss_decreases")
 
@@ -711,7 +715,7 @@ def check_loss_decreases(
 def check_overfit_batch(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     max_steps: int = 200,
@@ -752,6 +756,7 @@ def check_overfit_batch(
         batches=batches,
         seed=seed,
         target_key=target_key,
+        model_loss=loss_fn is None,
     )
     return _one(
         s,
@@ -763,7 +768,7 @@ def check_overfit_batch(
 def check_weight_symmetry(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     steps: int = 3,
@@ -782,7 +787,13 @@ def check_weight_symmetry(
     """
     __tracebackhide__ = True
     s = Session(
-        model, batch, loss_fn, optimizer_factory, train_step=train_step, target_key=target_key
+        model,
+        batch,
+        loss_fn,
+        optimizer_factory,
+        train_step=train_step,
+        target_key=target_key,
+        model_loss=loss_fn is None,
     )
     return _one(s, lambda: _checks.run_weight_symmetry(s, steps=steps), "weight_symmetry")
 
@@ -833,7 +844,7 @@ def check_eval_determinism(
 def check_training_determinism(
     model: nn.Module,
     batch: Batch,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer_factory: OptimizerFactory,
     *,
     steps: int = 3,
@@ -862,6 +873,7 @@ def check_training_determinism(
         train_step=train_step,
         seed=seed,
         target_key=target_key,
+        model_loss=loss_fn is None,
     )
     return _one(s, lambda: _checks.run_training_determinism(s, steps=steps), "training_determinism")
 

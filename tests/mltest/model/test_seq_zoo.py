@@ -493,3 +493,19 @@ def test_overfit_says_still_falling_when_the_budget_is_too_small(seq_zoo: Any) -
     text = str(caught.value)
     assert "the loss is still falling when the budget ran out (50 steps, 0 past " in text
     assert "raise lr=0.0003 or overfit_steps" in text
+
+
+def test_one_check_functions_take_the_models_own_loss(seq_zoo: Any) -> None:
+    from mltest.model import check_gradient_flow, check_loss_decreases, check_loss_inputs
+
+    case = seq_zoo.build("classifier_loss_inside")
+    model, batch, make_opt = case["model"], case["batch"], case["optimizer_factory"]
+    decreases = check_loss_decreases(model, batch, None, make_opt)
+    assert decreases is not None
+    assert decreases.passed
+    flow = check_gradient_flow(model, batch, None)
+    assert flow is not None
+    assert flow.passed
+    inputs = check_loss_inputs(model, batch, None)
+    assert inputs is not None
+    assert inputs.headline == "the model's own loss gets inputs of the shape and kind it expects"
