@@ -23,6 +23,7 @@ from mltest.model._core import (
     shape_str,
     table,
 )
+from mltest.model._sequence import token_ids
 
 # ---------------------------------------------------------------------------
 # Output spec and loss inputs
@@ -87,8 +88,6 @@ def _functional_problems(
     Probabilities where logits belong, -1 targets, unshifted language-model
     targets, class indices against elementwise losses.
     """
-    from mltest.model._sequence import token_ids
-
     problems: list[tuple[str, list[str]]] = []
     token = token_ids(s)
     ids = token[1] if token is not None else None
@@ -271,6 +270,20 @@ def run_output_spec(
         details.append(
             "likely cause: the last layer's output size (out_features) or a missing squeeze/flatten"
         )
+        token = token_ids(s)
+        sd = s.sequence_dim
+        if (
+            token is not None
+            and out.dim() > sd
+            and out.shape[sd] == 1
+            and token[1].dim() > sd
+            and token[1].shape[sd] > 1
+        ):
+            details.append(
+                f"the output has 1 position where the inputs have {token[1].shape[sd]}: "
+                "last-position logits at inference (nanoGPT without targets)? Give the targets "
+                "in the batch (loss_fn=None) to get every position, or a shape with 1 there"
+            )
     if any(r[0] == "probabilities" for r in rows):
         details.append("likely cause: no softmax/sigmoid at the end, or softmax over the wrong dim")
     return CheckResult(

@@ -449,7 +449,7 @@ def classifier_b_equals_t(seed: int = 0) -> dict[str, Any]:
 
 def gpt_loss_inside_tuple(seed: int = 0) -> dict[str, Any]:
     """nanoGPT: ``model(idx, targets) -> (logits, loss)``; ``model(idx)``: last-position logits."""
-    case = _gpt_case(seed, loss_fn=None)
+    case = _gpt_case(seed, loss_fn=None, output_shape=(None, T, VOCAB))
     case["model"] = TinyGPT(returns="tuple")
     return case
 

@@ -509,3 +509,15 @@ def test_one_check_functions_take_the_models_own_loss(seq_zoo: Any) -> None:
     inputs = check_loss_inputs(model, batch, None)
     assert inputs is not None
     assert inputs.headline == "the model's own loss gets inputs of the shape and kind it expects"
+
+
+def test_last_position_logits_get_a_hint_in_the_output_spec(seq_zoo: Any) -> None:
+    from mltest.model import ModelCheckFailure, check_output_spec
+
+    case = seq_zoo.build("gpt_loss_inside_tuple")
+    x, _ = case["batch"]
+    with pytest.raises(ModelCheckFailure) as caught:
+        check_output_spec(case["model"], x, shape=(None, seq_zoo.T, seq_zoo.VOCAB))
+    assert "the output has 1 position where the inputs have 8: last-position logits" in str(
+        caught.value
+    )
