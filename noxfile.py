@@ -134,7 +134,7 @@ def evidently(session: nox.Session) -> None:
         *session.posargs,
         external=True, env=QUIET_ENV,
     )  # fmt: skip
-    session.install("evidently>=0.7,<0.8", "pandas")
+    session.install("evidently>=0.7,<0.8", "pandas<3")  # evidently 0.7 imports pandas 2 internals
     session.run(
         "python", "benchmarks/drift_evidently.py", "evidently", "--windows", windows,
         env={**QUIET_ENV, "DO_NOT_TRACK": "1"},

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -148,10 +149,25 @@ def _group_rss(pid: int) -> int:
         return 0
     total = 0
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
+    return total
+
+
+def _group_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the process and its children."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
     return total
 
 
@@ -225,6 +241,7 @@ def main() -> int:
         for i in range(200):  # warm-up: allocator, batching optimizer, caches
             server.client.post("/classify", json={"items": [texts[i % len(texts)]]})
         rss_before = _group_rss(server.process.pid)
+        cpu_before = _group_cpu(server.process.pid)
         if args.tool == "httpx":
             out = work / "client.json"
             subprocess.run(
@@ -248,6 +265,7 @@ def main() -> int:
         else:
             load = _run_locust(server.base_url, texts_file, args.requests, args.concurrency, work)
         rss_after = _group_rss(server.process.pid)
+        server_cpu = _group_cpu(server.process.pid) - cpu_before
     finally:
         server.stop()
     load_after = os.getloadavg()
@@ -267,8 +285,13 @@ def main() -> int:
           f"p99 {load['p99_ms']:.1f} ms")  # fmt: skip
     print(f"server RSS    cold {rss_cold / 2**20:.1f} MiB, after warm-up {rss_before / 2**20:.1f} "
           f"MiB, after load {rss_after / 2**20:.1f} MiB (growth {growth:+.1%})")  # fmt: skip
-    print(f"ceiling       {ceiling:.1f} texts/s (in-process Predictor, batches of "
-          f"{args.max_batch_size}, 1 thread); served = {load['rps'] / ceiling:.1%} of it")  # fmt: skip
+    print(
+        f"ceiling       {ceiling:.1f} texts/s (in-process Predictor, batches of "
+        f"{args.max_batch_size}, 1 thread); served = {load['rps'] / ceiling:.1%} of it"
+    )
+    cpu_ms = server_cpu / max(load["requests"], 1) * 1000
+    print(f"server CPU    {server_cpu:.1f} s for the load: {cpu_ms:.2f} ms per request; one "
+          f"core to itself would answer about {1000 / cpu_ms:.0f} requests/s")  # fmt: skip
     targets = {
         "0 errors": load["errors"] == 0,
         "p99 <= 100 ms": load["p99_ms"] <= 100,
