@@ -571,7 +571,8 @@ class SessionReport:
 
         The same content as the terminal section: outcome counts, check
         counts, the group tables, the failed checks that need attention and
-        the count of expected failures; plus where the HTML report is.
+        the count of expected failures and the metrics; plus where the HTML
+        report is.
 
         Args:
             html_report: The HTML report's path (or link), mentioned when given.
@@ -619,6 +620,14 @@ class SessionReport:
                 out.append(f"\n{len(needs) - _SHOWN} more in the JSON report.")
         if expected:
             out += ["", self._expected_line(expected, verbose=False)]
+        metrics = [(t["nodeid"], t["metrics"]) for t in self.ordered_tests() if t["metrics"]]
+        if metrics:
+            out += ["", "**Metrics**", "", "| test | metrics |", "| --- | --- |"]
+            for nodeid, values in metrics[:_SHOWN]:
+                text = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+                out.append(f"| `{_md_escape(nodeid)}` | {_md_escape(text)} |")
+            if len(metrics) > _SHOWN:
+                out.append(f"\n{len(metrics) - _SHOWN} more in the JSON report.")
         return "\n".join(out) + "\n"
 
 

@@ -135,6 +135,7 @@ def test_github_step_summary(pytester: pytest.Pytester, monkeypatch: pytest.Monk
     assert "| Robustness | INV | 30 | 3 | 10.0% |" in text
     assert "expected failures: 1 failed check inside tests that passed" in text
     assert "typos_1" not in text
+    assert "| `test_suite.py::test_shape` | loss=0.25 |" in text
 
 
 def test_xdist_run_matches_serial_run(pytester: pytest.Pytester) -> None:
@@ -336,6 +337,7 @@ def test_record_figure_keeps_long_series_thinned_and_rejects_unknown_kinds():
     (figure,) = record.figures
     points = figure["data"]["series"]["loss"]
     assert len(points) == report.MAX_FIGURE_POINTS
-    assert points[0] == 0 and points[-1] == 1999
+    assert points[0] == 0
+    assert points[-1] == 1999
     assert figure["check"] == "c"
     assert record.to_dict()["figures"] == [figure]
