@@ -6,8 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-
-from conftest import expected_proba
+from tiny_server import expected_proba
 
 pytest.importorskip("httpx")
 pytest.importorskip("schemathesis")

@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import APP, pid_alive
+from tiny_server import APP, pid_alive
 
 pytest.importorskip("httpx")
 
