@@ -194,6 +194,7 @@ def main() -> int:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-latency-ms", type=int, default=1000)
     parser.add_argument("--tool", choices=["httpx", "locust"], default="httpx")
+    parser.add_argument("--no-access-log", action="store_true", help="RP_ACCESS_LOG=0")
     # internal: the load-generator process
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -230,6 +231,7 @@ def main() -> int:
         "RP_WORKERS": str(args.workers),
         "RP_MAX_BATCH_SIZE": str(args.max_batch_size),
         "RP_MAX_LATENCY_MS": str(args.max_latency_ms),
+        "RP_ACCESS_LOG": "0" if args.no_access_log else "1",
         "OMP_NUM_THREADS": "1",
     }
     command = [sys.executable, "-m", "bentoml", "serve", "reference_pipeline.service:Classifier",
@@ -274,7 +276,8 @@ def main() -> int:
     growth = rss_after / rss_before - 1 if rss_before else float("nan")
 
     print(f"served model {tag}: {args.workers} worker(s), max batch {args.max_batch_size}, "
-          f"max latency {args.max_latency_ms} ms; load tool {args.tool}")  # fmt: skip
+          f"max latency {args.max_latency_ms} ms, access log "
+          f"{'off' if args.no_access_log else 'on'}; load tool {args.tool}")  # fmt: skip
     print(f"machine load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
           f"({os.cpu_count()} cores)")  # fmt: skip
     print(f"requests      {load['requests']:,} at concurrency {args.concurrency}, "

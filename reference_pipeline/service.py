@@ -21,8 +21,9 @@ Configuration comes from the environment. Read when the service starts:
 (folder of the prediction log, ``off`` to disable), ``RP_LOG_TEXT`` (``0``:
 store only a hash of each text), ``RP_LOG_MAX_BYTES``, ``RP_LOG_BACKUPS``.
 Read when this module is imported, because they shape the decorators and the
-OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS``
-and the limits ``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
+OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS``,
+``RP_ACCESS_LOG`` (``0``: no access log line per request) and the limits
+``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
 
 Example:
     $ python -m reference_pipeline package --model-dir artifacts/model
@@ -67,6 +68,7 @@ REFERENCE_CONFIDENCE = "reference_confidence.json"
 MAX_BATCH_SIZE = int(os.environ.get("RP_MAX_BATCH_SIZE", "64"))
 MAX_LATENCY_MS = int(os.environ.get("RP_MAX_LATENCY_MS", "1000"))
 WORKERS = int(os.environ.get("RP_WORKERS", "1"))
+ACCESS_LOG = os.environ.get("RP_ACCESS_LOG", "1").strip().lower() not in ("0", "false", "no")
 #: Request limits, also published in the OpenAPI schema (``maxItems``, ``maxLength``).
 MAX_ITEMS = int(os.environ.get("RP_MAX_ITEMS", "64"))
 MAX_CHARS = int(os.environ.get("RP_MAX_CHARS", "50000"))
@@ -373,6 +375,9 @@ def _model_metrics(folder: str) -> dict[str, Any]:
     name="reference_classifier",
     workers=WORKERS,
     traffic={"timeout": 30},
+    # One INFO line per request costs CPU the model could use; the prediction
+    # log records every item anyway. RP_ACCESS_LOG=0 turns it off.
+    logging={"access": {"enabled": ACCESS_LOG}},
 )
 class Classifier:
     """Serve the reference text classifier from the BentoML model store.
