@@ -137,7 +137,7 @@ def run_neural(
         start = time.perf_counter()
         result = train(params, train_df, val_df, Path(out), progress=False)
         seconds = time.perf_counter() - start
-        predictor = Predictor.load(out, **({"embedding_cache": None} if honest_predict else {}))
+        predictor = Predictor.load(out, embedding_cache=None if honest_predict else "")
         encoder = LabelEncoder(predictor.labels)
         texts = list(test_df["text"])
         start = time.perf_counter()

@@ -794,8 +794,9 @@ def _load_predictor(model_dir: Path, *, cache: bool = True) -> tuple[Any, Any]:
             )
     from reference_pipeline.predict import Predictor
 
-    # cache=False: a frozen encoder embeds every text it is given (no on-disk cache).
-    predictor = Predictor.load(model_dir, **({} if cache else {"embedding_cache": None}))
+    # cache: a frozen encoder reads and adds vectors in the on-disk cache it was
+    # trained with ("" = that one); otherwise it embeds every text it is given.
+    predictor = Predictor.load(model_dir, embedding_cache="" if cache else None)
     return predictor, predictor.encoder
 
 

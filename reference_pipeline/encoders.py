@@ -365,6 +365,10 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+#: Vectors an :class:`EmbeddingCache` keeps in memory before it starts over (about 77 MB).
+MEMORY_LIMIT = 50_000
+
+
 class EmbeddingCache:
     """Sentence vectors on disk, per text hash, in one folder per (weights, token limit).
 
@@ -419,6 +423,9 @@ class EmbeddingCache:
         """
         if not vectors:
             return
+        if len(self._memory) > MEMORY_LIMIT:  # bound memory on endless streams of new texts
+            self._memory.clear()
+            self._loaded.clear()
         self._memory.update(vectors)
         if self.folder is None:
             return

@@ -87,7 +87,7 @@ class Predictor:
         *,
         device: str | torch.device = "cpu",
         batch_size: int = 512,
-        embedding_cache: str | Path | None = "",
+        embedding_cache: str | Path | None = None,
     ) -> Predictor:
         """Load ``model.pt`` (``weights_only=True``) and ``label_encoder.json`` from a folder.
 
@@ -98,8 +98,9 @@ class Predictor:
             artifacts_dir: The folder ``train`` wrote.
             device: Where to run the model.
             batch_size: Texts per forward pass.
-            embedding_cache: Frozen mode: the sentence-vector cache root; ``""``
-                (default) = the one the model was trained with, ``None`` = memory only.
+            embedding_cache: Frozen mode: the sentence-vector cache root; ``None``
+                (default) = no disk cache (a service must not grow a folder per
+                request), ``""`` = the one the model was trained with.
 
         Raises:
             PredictError: A file is missing, does not hold a trained model, or

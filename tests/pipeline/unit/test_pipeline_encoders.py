@@ -179,3 +179,13 @@ def test_monitor_picks_the_kept_epoch():
     assert _monitored(TrainConfig(monitor="val_loss"), row) == -0.4
     with pytest.raises(TrainError, match=r"train.monitor 'loss': use 'val_macro_f1' or 'val_loss'"):
         _monitored(TrainConfig(monitor="loss"), row)
+
+
+def test_memory_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(encoders, "MEMORY_LIMIT", 2)
+    cache = EmbeddingCache(None, "ns")
+    for key in ("a", "b", "c"):
+        cache.put({key: np.zeros(2, np.float32)})
+    assert len(cache.get(["a", "b", "c"])) == 3
+    cache.put({"d": np.zeros(2, np.float32)})  # over the limit: starts over
+    assert list(cache.get(["a", "b", "c", "d"])) == ["d"]
