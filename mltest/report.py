@@ -645,8 +645,18 @@ def _natural_key(text: str) -> list[Any]:
 
 
 def _check_line(nodeid: str, check: Mapping[str, Any]) -> str:
-    headline = f": {check['headline']}" if check["headline"] else ""
-    return f"{check['kind']}/{check['name']} in {nodeid}{headline}"
+    """``kind/name in nodeid: headline``, saying a name only once.
+
+    A suite's item is named after its check (``x.expectations.yaml::expect_...[id]``),
+    and its headline often starts with that name too.
+    """
+    name, text = str(check["name"]), str(check["headline"])
+    if nodeid.endswith(f"::{name}"):
+        text = text.removeprefix(f"{name} ").removeprefix(f"{name}: ")
+        where = f"{check['kind']}: {nodeid}"
+    else:
+        where = f"{check['kind']}/{name} in {nodeid}"
+    return f"{where}: {text}" if text else where
 
 
 def _check_counts(checks: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, int]]:

@@ -119,3 +119,31 @@ def test_step_summary_is_the_short_summary_and_names_the_html_report(
     )
     assert "expected failures: 2 failed checks inside tests that passed or xfailed" in text
     assert "overfit_batch" not in text
+
+
+def test_a_check_named_like_its_test_is_named_once() -> None:
+    from mltest.report import SessionReport
+
+    report = SessionReport(seed=1, devices=["cpu"], ml_enabled=True)
+    name = "expect_column_values_to_be_unique[id]"
+    report.add(
+        {
+            "nodeid": f"data/train.expectations.yaml::{name}",
+            "outcome": "failed",
+            "metrics": {},
+            "checks": [
+                {
+                    "kind": "data",
+                    "name": name,
+                    "passed": False,
+                    "headline": f"{name} failed on data/train.csv (7 rows)",
+                    "metrics": {},
+                    "group": None,
+                }
+            ],
+        }
+    )
+    assert report.summary_lines()[-2:] == [
+        "failed checks:",
+        f"  data: data/train.expectations.yaml::{name}: failed on data/train.csv (7 rows)",
+    ]
