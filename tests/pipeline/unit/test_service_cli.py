@@ -1,0 +1,45 @@
+"""The package and serve commands: what they run, and their one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from reference_pipeline.cli import app
+
+
+def test_serve_runs_bentoml_on_loopback_with_telemetry_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def fake_exec(file: str, argv: list[str], env: dict[str, str]) -> Any:
+        calls.append((file, argv, env))
+
+    monkeypatch.setattr("os.execvpe", fake_exec)
+    result = CliRunner().invoke(app, ["serve", "--port", "3123", "--workers", "2", "--no-log-text"])
+    assert result.exit_code == 0, result.output
+    ((_, argv, env),) = calls
+    assert argv[1:] == [
+        "-m", "bentoml", "serve", "reference_pipeline.service:Classifier",
+        "--host", "127.0.0.1", "--port", "3123",
+    ]  # fmt: skip
+    assert env["BENTOML_DO_NOT_TRACK"] == "true"
+    assert (env["RP_WORKERS"], env["RP_LOG_TEXT"]) == ("2", "0")
+    assert env["RP_MODEL_TAG"] == "reference-classifier:latest"
+
+
+def test_serve_rejects_a_bad_port() -> None:
+    result = CliRunner().invoke(app, ["serve", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "--port" in result.output
+
+
+def test_package_without_a_trained_model_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["package", "--model-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: --model-dir '{tmp_path / 'none'}': folder not found; "
+        "run `python -m reference_pipeline train` first"
+    ]
