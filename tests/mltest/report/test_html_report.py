@@ -136,3 +136,40 @@ def test_empty_report_renders() -> None:
     assert "No ML tests in this run." in page
     assert "No figures were recorded." in page
     assert "No failed checks in failing tests." in page
+
+
+def test_session_and_test_details_show_everything_recorded() -> None:
+    report = SessionReport(seed=5, devices=["cpu", "cuda"], ml_enabled=True)
+    report.environment = {
+        "python": "3.11.7",
+        "implementation": "CPython",
+        "git": {"sha": "0123456789abcdef", "dirty": True, "modified": False, "untracked": 3},
+        "dvc": {"data/prepared": "abc.dir"},
+        "devices": {"torch_loaded": True, "cuda_available": False},
+        "packages": {"torch": "2.13.0", "absent": None},
+    }
+    report.add(
+        {
+            "nodeid": "t.py::test_eval",
+            "outcome": "skipped",
+            "duration_s": 0.5,
+            "markers": ["model"],
+            "skip_reason": "needs cuda",
+            "checks": [],
+            "metrics": {"macro_f1": 0.97},
+            "artifacts": {"confusion": "artifacts/confusion.png"},
+            "data": {"n_train": 1780},
+            "figures": [],
+        }
+    )
+    page = render_html(report.to_json())
+    assert "<th>git</th><td>0123456789ab (3 untracked)</td>" in page
+    assert "<th>data/prepared</th><td>abc.dir</td>" in page
+    assert "<th>torch devices</th><td>{&quot;cuda_available&quot;: false}</td>" in page
+    assert "<li><span>torch</span> <code>2.13.0</code></li>" in page
+    assert "absent" not in page
+    assert "<th>macro_f1</th><td>0.97</td>" in page
+    assert "<th>confusion</th><td>artifacts/confusion.png</td>" in page
+    assert "<th>n_train</th><td>1780</td>" in page
+    assert "skipped: needs cuda" in page
+    assert "<th>devices</th><td>cpu, cuda</td>" in page
