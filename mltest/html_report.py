@@ -51,15 +51,20 @@ def _num(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, *, _top: bool = True) -> str:
+    """A cell's text: floats to 4 significant digits, containers compact, long text cut."""
     if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list | dict):
-        import json
-
-        text = json.dumps(value, ensure_ascii=False)
-        return text if len(text) <= 200 else text[:197] + "..."
-    return str(value)
+        text = f"{value:.4g}"
+    elif isinstance(value, Mapping):
+        text = ", ".join(f"{k}: {_fmt(v, _top=False)}" for k, v in value.items())
+        text = text if _top else "{" + text + "}"
+    elif isinstance(value, list | tuple):
+        records = bool(value) and all(isinstance(v, Mapping) for v in value)
+        inner = ("; " if records else ", ").join(_fmt(v, _top=False) for v in value)
+        text = inner if records else f"[{inner}]"  # records: {k: v}; {k: v}
+    else:
+        text = str(value)
+    return text if not _top or len(text) <= 200 else text[:197] + "..."
 
 
 def _tick(value: float) -> str:

@@ -131,6 +131,16 @@ def test_svg_figures_survive_bad_data() -> None:
     assert big.count("<text") == 60
 
 
+def test_cells_are_compact() -> None:
+    from mltest.html_report import _fmt
+
+    shifted = [{"quantile": 0.95, "reference": 44.717479, "current": 60.3277}, {"value": "a"}]
+    assert _fmt(shifted) == "{quantile: 0.95, reference: 44.72, current: 60.33}; {value: a}"
+    assert _fmt({"ids": [1, 2.123456], "tag": "x"}) == "ids: [1, 2.123], tag: x"
+    assert _fmt("x" * 300).endswith("...")
+    assert len(_fmt("x" * 300)) == 200
+
+
 def test_empty_report_renders() -> None:
     page = render_html(SessionReport(seed=1, devices=["cpu"], ml_enabled=False).to_json())
     assert "No ML tests in this run." in page
@@ -165,7 +175,7 @@ def test_session_and_test_details_show_everything_recorded() -> None:
     page = render_html(report.to_json())
     assert "<th>git</th><td>0123456789ab (3 untracked)</td>" in page
     assert "<th>data/prepared</th><td>abc.dir</td>" in page
-    assert "<th>torch devices</th><td>{&quot;cuda_available&quot;: false}</td>" in page
+    assert "<th>torch devices</th><td>cuda_available: False</td>" in page
     assert "<li><span>torch</span> <code>2.13.0</code></li>" in page
     assert "absent" not in page
     assert "<th>macro_f1</th><td>0.97</td>" in page
