@@ -654,10 +654,10 @@ th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertic
 table.kv th{color:var(--muted);font-weight:500;white-space:nowrap}
 table.examples{font-size:12.5px}
 table.examples thead th{background:var(--bg)}
-table.tests{width:100%}
+table.tests{width:100%}table.tests th{white-space:nowrap}
 table.tests>thead th{background:var(--bg);position:sticky;top:0}
 td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
-td.nodeid{max-width:520px}
+td.nodeid{max-width:560px;min-width:300px}
 td.nodeid summary{cursor:pointer}
 .muted{color:var(--muted)}
 .ok{color:var(--pass);font-weight:600}
