@@ -370,9 +370,12 @@ def near_names(request: pytest.FixtureRequest, name: str) -> str:
     """
     import difflib
 
-    manager = request._fixturemanager  # the names visible from the requesting node
-    node = request.node
-    known = {d.argname for d in manager._get_all_fixture_defs_for_node(node.parent or node)}
+    try:  # pytest's own listing of the fixtures visible from the node (private API)
+        manager = request._fixturemanager
+        node = request.node
+        known = {d.argname for d in manager._get_all_fixture_defs_for_node(node.parent or node)}
+    except AttributeError:  # pragma: no cover - pytest moved it: no suggestion then
+        return ""
     close = difflib.get_close_matches(name, sorted(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
