@@ -866,7 +866,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reference_pipeline.data import DataError
 
     try:
-        params = load_params(args.params, _parse_sets(args.set))
+        # No params.yaml in the working folder: the dataclass defaults (a named file must exist).
+        missing_default = args.params == "params.yaml" and not Path(args.params).is_file()
+        params = load_params(None if missing_default else args.params, _parse_sets(args.set))
         data_dir = Path(args.data_dir)
         result = train(
             params,
