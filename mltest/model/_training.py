@@ -301,7 +301,7 @@ def _diagnose(s: Session, run: _Run, max_steps: int) -> tuple[str, list[str]]:
             ],
         )
     if final > 0.9 * start:
-        return "flat: the loss barely moved", [
+        return "flat: it barely moved from its start", [
             f"{lr} too low, or nothing trains: see gradient_flow and parameters_update",
         ]
     return "stalled above the goal", [f"{lr} too high (the curve jumps) or too low"]

@@ -530,3 +530,74 @@ def test_last_position_logits_get_a_hint_in_the_output_spec(seq_zoo: Any) -> Non
     assert "the output has 1 position where the inputs have 8: last-position logits" in str(
         caught.value
     )
+
+
+def test_padding_of_per_position_outputs(seq_zoo: Any) -> None:
+    import torch
+    from torch import nn
+
+    from mltest.model import ModelCheckFailure, check_padding
+
+    class Tagger(nn.Module):
+        """One label per token (NER-style), bidirectional attention."""
+
+        def __init__(self, use_mask: bool) -> None:
+            super().__init__()
+            self.wte = nn.Embedding(seq_zoo.VOCAB, seq_zoo.D_MODEL)
+            self.block = seq_zoo.Block(seq_zoo.D_MODEL, seq_zoo.HEADS, "none", 0.0, "")
+            self.head = nn.Linear(seq_zoo.D_MODEL, seq_zoo.CLASSES)
+            self.use_mask = use_mask
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            mask = attention_mask if self.use_mask else None
+            return self.head(self.block(self.wte(input_ids), mask))
+
+    torch.manual_seed(0)
+    batch = seq_zoo.classifier_batch(0)
+    batch["labels"] = batch["input_ids"] % seq_zoo.CLASSES
+    ok = check_padding(Tagger(use_mask=True), batch)
+    assert ok is not None
+    assert ok.passed
+    assert ok.headline.startswith("padding does not move the real-position outputs")
+    with pytest.raises(ModelCheckFailure) as caught:
+        check_padding(Tagger(use_mask=False), batch)
+    assert "moved the real-position outputs by up to " in str(caught.value)
+    assert "(example 0 position 0, example 0 position 1, " in str(caught.value)
+
+
+def test_padding_that_cannot_be_appended_is_not_applicable(seq_zoo: Any) -> None:
+    from mltest.model import check_padding
+
+    case = seq_zoo.build("gpt_b_equals_t")  # 8 position embeddings for 8 tokens
+    x, _ = case["batch"]
+    assert check_padding(case["model"], x, pad_id=0) is None
+
+
+def test_overfit_names_the_uniform_floor_and_a_flat_curve(seq_zoo: Any) -> None:
+    import torch
+    from torch import nn
+
+    from mltest.model import ModelCheckFailure, check_overfit_batch
+
+    class Prior(nn.Module):
+        """Scores that ignore the input: at best the label frequencies."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias.expand(x.shape[0], 4)
+
+    batch = (torch.randn(8, 3), torch.arange(8) % 4)
+    with pytest.raises(ModelCheckFailure) as caught:
+        check_overfit_batch(Prior(), batch, nn.CrossEntropyLoss(), seq_zoo.adamw(1e-2))
+    assert "the loss is stuck at 1.386 = log(4), the loss of a uniform prediction" in str(
+        caught.value
+    )
+    with pytest.raises(ModelCheckFailure) as caught:
+        check_overfit_batch(
+            nn.Linear(3, 4), batch, nn.CrossEntropyLoss(), seq_zoo.adamw(1e-7), max_steps=50
+        )
+    assert "the loss is flat: it barely moved from its start" in str(caught.value)
+    assert "lr=1e-07 too low, or nothing trains" in str(caught.value)
