@@ -601,3 +601,16 @@ def test_overfit_names_the_uniform_floor_and_a_flat_curve(seq_zoo: Any) -> None:
         )
     assert "the loss is flat: it barely moved from its start" in str(caught.value)
     assert "lr=1e-07 too low, or nothing trains" in str(caught.value)
+
+
+def test_output_and_loss_keys_by_index_and_callable(seq_zoo: Any) -> None:
+    from mltest.errors import MLUsageError
+    from mltest.model import check_model
+
+    for output_key in (0, lambda out: out[0]):
+        case = seq_zoo.build("gpt_loss_inside_tuple")
+        report = check_model(**case, output_key=output_key, loss_key=1, skip=LONG)
+        assert {"causality", "output_spec", "gradient_flow"} <= set(report.passed)
+    case = seq_zoo.build("gpt_loss_inside_tuple")
+    with pytest.raises(MLUsageError, match=r"has no loss at \[5\]"):
+        check_model(**case, loss_key=5, skip=LONG)
