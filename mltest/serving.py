@@ -206,6 +206,7 @@ class RunningServer:
             _stop_group(self.process, grace)
             if self.client is not None:
                 self.client.close()
+                self.client = None
             if self._log_file is not None:
                 self._log_file.close()
             if self._temp_log:

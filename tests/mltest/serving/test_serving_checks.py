@@ -193,3 +193,41 @@ def test_latency_is_recorded_in_the_report(pytester: pytest.Pytester, app_comman
     assert set(test["metrics"]) >= {"service_parity.p50_ms", "service_parity.p99_ms"}
     (check,) = test["checks"]
     assert (check["kind"], check["name"], check["passed"]) == ("serving", "service_parity", True)
+
+
+def test_parity_reports_answers_it_cannot_read(start) -> None:
+    server = start("good")
+    with pytest.raises(
+        MLCheckFailure, match=r"^service parity: cannot read the answer to items 0\.\.1"
+    ):
+        check_service_parity(
+            server, TEXTS[:2], expected_proba(TEXTS[:2]), labels=LABELS,
+            parse_response=lambda body: [(p["label"], {}) for p in body],
+        )  # fmt: skip
+    with pytest.raises(MLCheckFailure, match=r"^service parity: 2 items sent, 1 answers received"):
+        check_service_parity(
+            server, TEXTS[:2], expected_proba(TEXTS[:2]), labels=LABELS,
+            parse_response=lambda body: [(p["tag"], p["probabilities"]) for p in body][:1],
+        )  # fmt: skip
+    with pytest.raises(MLCheckFailure) as info:
+        check_service_parity(server, ["good"], [[0.1, 0.9, 0.0]], labels=["neg", "pos", "odd"])
+    assert str(info.value).splitlines()[3].endswith("no probability for 'odd'")
+
+
+def test_usage_errors_of_the_checks(start) -> None:
+    server = start("good")
+    with pytest.raises(
+        MLUsageError, match=r"^expected a RunningServer or an httpx.Client, got str"
+    ):
+        check_service_parity("http://x", ["a"], [[0.5, 0.5]], labels=LABELS)
+    with pytest.raises(MLUsageError, match=r"^batch_size must be >= 1, got 0"):
+        check_service_parity(server, ["a"], [[0.5, 0.5]], labels=LABELS, batch_size=0)
+    with pytest.raises(MLUsageError, match=r"^GET /nope gave HTTP 404: give openapi_path="):
+        check_service_rejects_bad_input(server, openapi_path="/nope")
+    with pytest.raises(
+        MLUsageError, match=r"^the OpenAPI schema has no JSON request body for POST"
+    ):
+        check_service_rejects_bad_input(server, path="/other", health_path="/ready")
+    server.stop()
+    with pytest.raises(MLUsageError, match=r"^the server is not running \(it was stopped\)"):
+        check_service_parity(server, ["a"], [[0.5, 0.5]], labels=LABELS)

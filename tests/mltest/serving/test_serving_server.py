@@ -227,3 +227,22 @@ def test_hold(ml_server):
     out = run.communicate(timeout=30)[0].decode()
     assert "KeyboardInterrupt" in out
     assert not pid_alive(pid)
+
+
+def test_start_usage_errors_are_one_line(tmp_path: Path) -> None:
+    from mltest.errors import MLUsageError
+
+    with pytest.raises(ServerStartError, match=r"^cannot start '/no/such/server': No such file"):
+        start_server(["/no/such/server", "{port}"])
+    with pytest.raises(MLUsageError, match=r"^timeout must be positive, got 0"):
+        start_server(["x"], timeout=0)
+    with pytest.raises(MLUsageError, match=r"^command is empty: give the server's command line"):
+        start_server([])
+
+
+def test_an_explicit_log_path_is_kept(app_command: list[str], tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "server.log"
+    with serve(app_command, ready_path="/ready", log_path=log) as server:
+        server.client.get("/ready")
+    assert "tiny: listening on" in log.read_text()
+    assert "tiny: listening on" in server.log_tail()
