@@ -887,6 +887,10 @@ def bad_input_cases(
         BadInputCase(f"too many items ({n_items:,})", _json({field: [valid_item] * n_items})),
         BadInputCase(f"oversized string ({n_chars:,} chars)", _json({field: ["x" * n_chars]})),
         BadInputCase("invalid UTF-8", b'{"' + field.encode() + b'": ["caf\xc3\x28 \xff\xfe"]}'),
+        BadInputCase(
+            "deeply nested JSON",
+            b'{"' + field.encode() + b'": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        ),
         BadInputCase("wrong content type: text/plain", _json({field: [valid_item]}), "text/plain"),
         BadInputCase(
             "wrong content type: form",

@@ -224,6 +224,8 @@ def validate_request(body: bytes, content_type: str, limits: RequestLimits) -> l
         payload = json.loads(decoded)
     except ValueError as exc:
         raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(400, "request body is JSON nested too deeply") from None
     if not isinstance(payload, dict):
         raise RequestError(422, f'expected an object {{"items": [...]}}, got {_type_name(payload)}')
     extra = sorted(set(payload) - {"items"})

@@ -107,7 +107,7 @@ def test_bad_input_battery_names_the_5xx(start) -> None:
         check_service_rejects_bad_input(server, health_path="/ready", openapi_path=None)
     lines = str(info.value).splitlines()
     assert lines[:4] == [
-        "4 of 22 malformed requests were not refused cleanly",
+        "4 of 23 malformed requests were not refused cleanly",
         "",
         "case                          status  answer                              problem",
         'wrong type: number item       500     {"error": "Internal Server Error"}  '
@@ -142,10 +142,10 @@ def test_bad_input_battery_notices_a_server_that_died(start) -> None:
     with pytest.raises(MLCheckFailure) as info:
         check_service_rejects_bad_input(server, health_path="/ready", openapi_path=None)
     lines = str(info.value).splitlines()
-    assert lines[0] == "3 of 22 malformed requests were not refused cleanly"
+    assert lines[0] == "3 of 23 malformed requests were not refused cleanly"
     assert [line.split() for line in lines[3:6]] == [
         ["invalid", "UTF-8", "-", "connection", "failed:", "RemoteProtocolError", "no", "answer"],
-        ["(3", "later", "cases)", "-", "not", "sent", "the", "server", "stopped", "answering"],
+        ["(4", "later", "cases)", "-", "not", "sent", "the", "server", "stopped", "answering"],
         ["(after", "the", "battery)", "-", "GET", "/ready", "failed", "server", "unhealthy"],
     ]
     assert lines[-1] == "tiny: fatal: cannot decode the body"
@@ -161,6 +161,7 @@ def test_fixed_cases_cover_the_issue_list() -> None:
         "too many items (3)",
         "oversized string (6 chars)",
         "invalid UTF-8",
+        "deeply nested JSON",
         "wrong content type: text/plain",
         "oversized body (4,000+ bytes)",
     ):

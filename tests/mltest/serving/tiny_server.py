@@ -77,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(400, {"error": "body is not UTF-8"})
         try:
             body = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return self.reply(400, {"error": "body is not JSON"})
         if not isinstance(body, dict) or set(body) != {"items"}:
             return self.reply(422, {"error": "expected {\"items\": [...]}"})

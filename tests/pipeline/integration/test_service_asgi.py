@@ -111,11 +111,13 @@ def test_raw_body_errors(asgi) -> None:
         (b'{"items": ["\xff"]}', "application/json", 400),
         (b'{"items": ["a"]}', "text/plain", 415),
         (b"x" * (4 * 1024 * 1024 + 1), "application/json", 413),
+        (b'{"items": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "application/json", 400),
     ]
     for content, media, status in cases:
         response = client.post("/classify", content=content, headers={"content-type": media})
         assert response.status_code == status
         assert len(response.json()["error"].splitlines()) == 1
+    assert response.json() == {"error": "request body is JSON nested too deeply"}
     assert client.get("/readyz").status_code == 200
 
 
