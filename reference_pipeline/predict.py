@@ -187,7 +187,9 @@ class Predictor:
         ``batch_size`` under ``torch.inference_mode()``.
 
         Raises:
-            PredictError: ``texts`` is a single string or holds a non-string.
+            PredictError: ``texts`` is a single string, holds a non-string, or
+                holds a lone surrogate (U+D800 to U+DFFF: what undecodable bytes
+                become, and what a JSON escape can smuggle in), which is no text.
 
         Example:
             >>> predictor.predict_proba(["stocks fell"]).sum(axis=1)  # doctest: +SKIP
@@ -206,7 +208,10 @@ class Predictor:
                             f"texts[{start + offset}] is {type(text).__name__}, expected str"
                         )
                     cleaned.append(clean_text(text, lowercase=self.lowercase))
-                batch = self.tokenizer.collate(self.tokenizer.encode_many(cleaned))
+                try:
+                    batch = self.tokenizer.collate(self.tokenizer.encode_many(cleaned))
+                except UnicodeEncodeError:
+                    raise _not_unicode(chunk, start) from None
                 if isinstance(batch, dict):
                     logits = self.model(**{k: v.to(self.device) for k, v in batch.items()})
                 else:
@@ -238,3 +243,17 @@ def _pretrained_featurizer(
         trained = saved.get("config", {}).get("model", {}).get("embedding_cache")
         embedding_cache = trained or None
     return featurizer_from_dict(record, cache_dir=embedding_cache, device=device)
+
+
+def _not_unicode(texts: Sequence[str], start: int) -> PredictError:
+    """The error for the first text of ``texts`` that holds a lone surrogate."""
+    for offset, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return PredictError(
+                f"texts[{start + offset}] holds a lone surrogate "
+                f"(U+{ord(text[exc.start]):04X} at character {exc.start}): not valid Unicode "
+                "text; send UTF-8"
+            )
+    return PredictError("a text could not be encoded as UTF-8")  # pragma: no cover - found above

@@ -126,6 +126,14 @@ def test_predictor_input_errors(trained_dir, tmp_path):
         predictor.predict("one text")
     with pytest.raises(PredictError, match=r"^texts\[1\] is int, expected str$"):
         predictor.predict(["ok", 3])
+    # A JSON escape ("\udce9") or undecodable bytes read with surrogateescape: no text.
+    with pytest.raises(
+        PredictError,
+        match=r"^texts\[1\] holds a lone surrogate \(U\+DCE9 at character 3\): "
+        r"not valid Unicode text; send UTF-8$",
+    ):
+        predictor.predict(["ok", "caf\udce9 bar"])
+    assert predictor.predict(["café bar"]) == predictor.predict(["café bar"])  # real text is fine
     with pytest.raises(PredictError, match=r"model\.pt: not found; train the model first$"):
         Predictor.load(tmp_path)
     (tmp_path / "model.pt").write_bytes(b"not a checkpoint")
