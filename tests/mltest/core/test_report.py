@@ -341,3 +341,17 @@ def test_record_figure_keeps_long_series_thinned_and_rejects_unknown_kinds():
     assert points[-1] == 1999
     assert figure["check"] == "c"
     assert record.to_dict()["figures"] == [figure]
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    import os
+
+    from mltest.report import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert json.loads(path.read_text()) == {"a": 1}
