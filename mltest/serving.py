@@ -38,6 +38,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -230,6 +231,24 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """In the server's child process: get SIGTERM if the test process dies (Linux).
+
+    The server runs in its own session so that its whole group can be stopped;
+    that also keeps it out of reach of a terminal's Ctrl-C and of a killed
+    pytest. A parent-death signal closes that gap: when pytest is killed with
+    SIGKILL (or by a CI timeout), the kernel sends the server SIGTERM. Elsewhere
+    this does nothing.
+    """
+    if not sys.platform.startswith("linux"):  # pragma: no cover - Linux here
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
     pgid = process.pid  # start_new_session: the leader's pid is the group id
     with contextlib.suppress(ProcessLookupError):
@@ -339,6 +358,7 @@ def start_server(
                 env=full_env,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             log_file.close()

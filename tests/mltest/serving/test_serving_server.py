@@ -229,6 +229,39 @@ def test_hold(ml_server):
     assert not pid_alive(pid)
 
 
+def test_no_server_survives_a_killed_session(app_command: list[str], tmp_path: Path) -> None:
+    """SIGKILL to pytest (a CI timeout): no teardown runs, the parent-death signal stops it."""
+    pidfile = tmp_path / "pids"
+    test = tmp_path / "test_hold_killed.py"
+    test.write_text(
+        f"""
+import time
+
+def test_hold(ml_server):
+    ml_server({app_command!r}, ready_path="/ready", env={{"APP_PIDFILE": {str(pidfile)!r}}})
+    time.sleep(60)
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    run = subprocess.Popen(
+        [*argv, str(test)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (pid,) = _pids(pidfile)
+    assert pid_alive(pid)
+    run.kill()
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+
+
 def test_start_usage_errors_are_one_line(tmp_path: Path) -> None:
     from mltest.errors import MLUsageError
 
