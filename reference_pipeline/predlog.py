@@ -2,14 +2,17 @@
 
 Each served item becomes one JSON line: ``time`` (Unix seconds), ``text`` (or
 ``null`` when text logging is off), ``text_sha256``, ``text_chars``, ``tag``,
-``confidence`` and ``model_version``. The request thread only puts rows on a
-queue; one writer thread appends them and flushes after each batch.
+``confidence`` and ``model_version``. The request thread only puts each batch on a
+queue; one writer thread builds the rows, appends them and flushes after each burst.
 
 Bounded: each process writes its own file ``predictions-<worker>.jsonl`` in the
 log folder (so several workers never interleave), which rotates to ``.1``,
 ``.2``... when it would pass ``max_bytes``; ``backups`` old files are kept.
-The queue holds at most ``max_queue`` rows; past that, rows are dropped and
-counted rather than letting memory grow (``dropped`` says how many).
+The queue holds at most ``max_queue`` writes (one per served batch); past
+that, their rows are dropped and counted rather than letting memory grow
+(``dropped`` says how many). The request thread does no hashing or JSON: it
+queues the texts and predictions of a batch as one entry, and the writer
+thread builds the rows.
 
 Nothing answered is lost on a clean stop: :meth:`PredictionLog.close` (called
 from the service's shutdown hook on SIGTERM, and at exit) drains the queue,
@@ -54,7 +57,9 @@ class PredictionLog:
         max_bytes: Size at which the file rotates.
         backups: Rotated files kept (``.1`` newest).
         name: File stem; default ``predictions-<worker>`` (BentoML's worker index, else the pid).
-        max_queue: Rows waiting at most; past it rows are dropped and counted.
+        max_queue: Writes (batches of rows) waiting at most; past it their rows are
+            dropped and counted.
+        linger: Seconds the writer waits after waking, to take several batches at once.
 
     Example:
         >>> log = PredictionLog("artifacts/predictions", log_text=False)  # doctest: +SKIP
@@ -68,7 +73,8 @@ class PredictionLog:
         max_bytes: int = DEFAULT_MAX_BYTES,
         backups: int = DEFAULT_BACKUPS,
         name: str | None = None,
-        max_queue: int = 100_000,
+        max_queue: int = 10_000,
+        linger: float = 0.02,
     ) -> None:
         if max_bytes < 1024:
             raise ValueError(f"max_bytes {max_bytes} is under 1024")
@@ -80,6 +86,7 @@ class PredictionLog:
         self.max_bytes = max_bytes
         self.backups = backups
         self.path = self.folder / f"{name or 'predictions-' + _worker_id()}.jsonl"
+        self.linger = linger
         self.dropped = 0
         self.written = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
@@ -122,21 +129,16 @@ class PredictionLog:
         Example:
             >>> log.write(["a"], [("sport", 0.9)], "m:1")  # doctest: +SKIP
         """
-        now = time.time()
-        for text, (tag, confidence) in zip(texts, predictions, strict=True):
-            row = {
-                "time": round(now, 6),
-                "text": text if self.log_text else None,
-                "text_sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
-                "text_chars": len(text),
-                "tag": tag,
-                "confidence": round(float(confidence), 6),
-                "model_version": model_version,
-            }
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                self.dropped += 1
+        # The request thread only pairs the values up and queues one entry per
+        # call: hashing, rounding and JSON happen on the writer thread, and one
+        # queue hand-off (a lock and a wake-up) serves the whole batch.
+        rows = list(zip(texts, predictions, strict=True))
+        if not rows:
+            return
+        try:
+            self._queue.put_nowait((time.time(), rows, model_version))
+        except queue.Full:
+            self.dropped += len(rows)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every queued row is on disk.
@@ -166,18 +168,18 @@ class PredictionLog:
 
     def _run(self) -> None:
         while True:
-            rows = [self._queue.get()]
+            entries = [self._queue.get()]
+            if entries[0] is not _STOP:
+                # Under load, let a few more batches arrive: fewer wake-ups, writes
+                # and flushes (each one competes with the request thread for the GIL).
+                time.sleep(self.linger)
             while True:  # take what is waiting: one write and flush per burst
                 try:
-                    rows.append(self._queue.get_nowait())
+                    entries.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(r is _STOP for r in rows)
-            lines = [
-                json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n"
-                for r in rows
-                if r is not _STOP
-            ]
+            stop = any(e is _STOP for e in entries)
+            lines = [line for e in entries if e is not _STOP for line in self._lines(e)]
             for line in lines:
                 if self._size and self._size + len(line) > self.max_bytes:
                     self._rotate()
@@ -185,12 +187,33 @@ class PredictionLog:
                 self._size += len(line)
             self._file.flush()
             self.written += len(lines)
-            for _ in rows:
+            for _ in entries:
                 self._queue.task_done()
             if stop:
                 os.fsync(self._file.fileno())
                 self._file.close()
                 return
+
+    def _lines(self, entry: Any) -> list[bytes]:
+        """The JSON lines of one queued ``(time, [(text, (tag, confidence))], version)``."""
+        try:
+            now, rows, model_version = entry
+        except (TypeError, ValueError):  # not an entry of write(): nothing to log
+            return []
+        stamp = round(now, 6)
+        out = []
+        for text, (tag, confidence) in rows:
+            row = {
+                "time": stamp,
+                "text": text if self.log_text else None,
+                "text_sha256": hashlib.sha256(text.encode("utf-8", "replace")).hexdigest(),
+                "text_chars": len(text),
+                "tag": tag,
+                "confidence": round(float(confidence), 6),
+                "model_version": model_version,
+            }
+            out.append(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        return out
 
     def _rotate(self) -> None:
         self._file.flush()
