@@ -42,6 +42,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,8 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / "artifacts" / "data")
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=2_000,
+                        help="requests at --concurrency before the RSS baseline")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--max-latency-ms", type=int, default=1000)
@@ -321,16 +324,34 @@ def main() -> int:
         rss_cold = _group_rss(server.process.pid)
         for i in range(200):  # warm-up: allocator, batching optimizer, caches
             server.client.post("/classify", json={"items": [texts[i % len(texts)]]})
-        rss_before = _group_rss(server.process.pid)
-        cpu_before = _group_cpu(server.process.pid)
-        if args.tool in ("raw", "httpx"):
-            out = work / "client.json"
+        rss_after_sequential = _group_rss(server.process.pid)
+
+        def client(n: int, out: Path) -> None:
             subprocess.run(
                 [sys.executable, __file__, "--client", "--url", server.base_url, "--texts",
-                 str(texts_file), "--requests", str(args.requests), "--concurrency",
+                 str(texts_file), "--requests", str(n), "--concurrency",
                  str(args.concurrency), "--out", str(out), "--tool", args.tool],
                 check=True, timeout=3600,
             )  # fmt: skip
+
+        if args.warmup and args.tool in ("raw", "httpx"):
+            # the same concurrency as the load: batches of the same sizes, so the
+            # allocator's pools and the batching optimizer are where the load puts them
+            client(args.warmup, work / "warmup.json")
+        rss_before = _group_rss(server.process.pid)
+        cpu_before = _group_cpu(server.process.pid)
+        samples: list[int] = []
+        sampling = threading.Event()
+
+        def sample() -> None:  # the RSS through the load: a leak keeps rising, a pool levels off
+            while not sampling.wait(0.25):
+                samples.append(_group_rss(server.process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        if args.tool in ("raw", "httpx"):
+            out = work / "client.json"
+            client(args.requests, out)
             raw = json.loads(out.read_text(encoding="utf-8"))
             lat = latency_summary(raw["latencies_ms"], raw["seconds"])
             load = {
@@ -346,6 +367,8 @@ def main() -> int:
             }
         else:
             load = _run_locust(server.base_url, texts_file, args.requests, args.concurrency, work)
+        sampling.set()
+        sampler.join()
         rss_after = _group_rss(server.process.pid)
         server_cpu = _group_cpu(server.process.pid) - cpu_before
     finally:
@@ -354,6 +377,9 @@ def main() -> int:
     bench_texts = [texts[i % len(texts)] for i in range(args.requests)]
     ceiling = _ceiling(args.model_dir, bench_texts, args.max_batch_size)
     growth = rss_after / rss_before - 1 if rss_before else float("nan")
+    half = len(samples) // 2
+    first_half = max(samples[:half], default=rss_before)
+    second_half_growth = rss_after / first_half - 1 if first_half else float("nan")
 
     print(f"served model {tag}: {args.workers} worker(s), max batch {args.max_batch_size}, "
           f"max latency {args.max_latency_ms} ms, access log "
@@ -366,8 +392,15 @@ def main() -> int:
     print(f"throughput    {load['rps']:.1f} requests/s")
     print(f"latency       p50 {load['p50_ms']:.1f} ms, p95 {load['p95_ms']:.1f} ms, "
           f"p99 {load['p99_ms']:.1f} ms")  # fmt: skip
-    print(f"server RSS    cold {rss_cold / 2**20:.1f} MiB, after warm-up {rss_before / 2**20:.1f} "
-          f"MiB, after load {rss_after / 2**20:.1f} MiB (growth {growth:+.1%})")  # fmt: skip
+    print(f"server RSS    cold {rss_cold / 2**20:.1f} MiB, after {200} sequential requests "
+          f"{rss_after_sequential / 2**20:.1f} MiB, after {args.warmup:,} warm-up requests at "
+          f"concurrency {args.concurrency} (the baseline) {rss_before / 2**20:.1f} MiB, after "
+          f"load {rss_after / 2**20:.1f} MiB (growth {growth:+.1%})")  # fmt: skip
+    verdict = "still rising: a leak?" if second_half_growth > 0.02 else "levels off: no leak seen"
+    quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3)]
+    print(f"              second half of the load vs the first half's peak: "
+          f"{second_half_growth:+.1%} ({verdict}); at 1/4, 1/2, 3/4 of the load: "
+          + ", ".join(f"{r / 2**20:.1f}" for r in quarters) + " MiB")  # fmt: skip
     print(
         f"ceiling       {ceiling:.1f} texts/s (in-process Predictor, batches of "
         f"{args.max_batch_size}, 1 thread); served = {load['rps'] / ceiling:.1%} of it"
@@ -399,6 +432,10 @@ def main() -> int:
                 "p99_ms": round(load["p99_ms"], 2),
                 "ceiling_rps": round(ceiling, 1),
                 "rss_growth": round(growth, 4),
+                "rss_growth_second_half": round(second_half_growth, 4),
+                "server_cpu_ms_per_request": round(cpu_ms, 3),
+                "tool": args.tool,
+                "load_average": [round(load_before[0], 2), round(load_after[0], 2)],
             }
         )
     )
