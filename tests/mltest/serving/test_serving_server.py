@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tiny_server import APP, pid_alive
@@ -189,8 +190,10 @@ def test_ml_server_factory_serves_a_module_scoped_server(
     result.assert_outcomes(passed=2)
 
 
-def test_no_server_survives_an_interrupted_session(app_command: list[str], tmp_path: Path) -> None:
-    """SIGINT to a pytest run that holds a server: the fixture's teardown stops it."""
+def _pytest_holding_a_server(
+    app_command: list[str], tmp_path: Path, **popen: Any
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A pytest run whose one test holds an ``ml_server``; returns it and the server's pid."""
     pidfile = tmp_path / "pids"
     test = tmp_path / "test_hold.py"
     test.write_text(
@@ -204,24 +207,17 @@ def test_hold(ml_server):
         encoding="utf-8",
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:randomly",
-            "-p",
-            "no:cacheprovider",
-            str(test),
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    run = subprocess.Popen([*argv, str(test)], cwd=tmp_path, env=env, **popen)
     (pid,) = _pids(pidfile)
+    return run, pid
+
+
+def test_no_server_survives_an_interrupted_session(app_command: list[str], tmp_path: Path) -> None:
+    """SIGINT to a pytest run that holds a server: the fixture's teardown stops it."""
+    run, pid = _pytest_holding_a_server(
+        app_command, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     time.sleep(0.5)
     run.send_signal(signal.SIGINT)
     out = run.communicate(timeout=30)[0].decode()
@@ -231,28 +227,9 @@ def test_hold(ml_server):
 
 def test_no_server_survives_a_killed_session(app_command: list[str], tmp_path: Path) -> None:
     """SIGKILL to pytest (a CI timeout): no teardown runs, the parent-death signal stops it."""
-    pidfile = tmp_path / "pids"
-    test = tmp_path / "test_hold_killed.py"
-    test.write_text(
-        f"""
-import time
-
-def test_hold(ml_server):
-    ml_server({app_command!r}, ready_path="/ready", env={{"APP_PIDFILE": {str(pidfile)!r}}})
-    time.sleep(60)
-""",
-        encoding="utf-8",
+    run, pid = _pytest_holding_a_server(
+        app_command, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
-    run = subprocess.Popen(
-        [*argv, str(test)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    (pid,) = _pids(pidfile)
     assert pid_alive(pid)
     run.kill()
     run.wait(timeout=30)
