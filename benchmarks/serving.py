@@ -16,8 +16,9 @@ What it does, in one run:
    cycling over the test split's texts; records each latency and error;
 4. measures RSS after the load; stops the server;
 5. measures the ceiling: the in-process batched ``Predictor`` on the same
-   texts (batches of ``--max-batch-size``, one thread: what the server's one
-   worker can do without HTTP).
+   texts (batches of ``--max-batch-size``, one thread per process), in as many
+   processes as the server has workers (``ceiling_rps``: what the server's
+   workers could do without HTTP), and in one process (``ceiling_rps_one``).
 
 The default load tool (``--tool raw``) is a bare asyncio client: one
 keep-alive HTTP/1.1 connection per user, requests written by hand, status,
@@ -40,7 +41,8 @@ which, from the second half against the first half's peak).
 Targets on 2 cores: 0 errors, p99 <= 100 ms, rps >= 30% of the ceiling, RSS
 growth <= 10%. The last line is one JSON object:
 ``{"requests", "errors", "rps", "p50_ms", "p99_ms", "ceiling_rps", "rss_growth",
-"rss_growth_second_half", "server_cpu_ms_per_request", "tool", "load_average"}``.
+"rss_growth_second_half", "ceiling_rps_one", "server_cpu_ms_per_request", "tool",
+"load_average"}``.
 """
 
 from __future__ import annotations
@@ -262,17 +264,39 @@ def _group_cpu(pid: int) -> float:
     return total
 
 
-def _ceiling(model_dir: Path, texts: list[str], batch_size: int) -> float:
+def _ceiling_worker(model_dir: str, texts: list[str], batch_size: int, barrier: Any) -> float:
     import torch
 
     from reference_pipeline.predict import Predictor
 
     torch.set_num_threads(1)
-    predictor = Predictor.load(model_dir, batch_size=batch_size)
+    predictor = Predictor.load(Path(model_dir), batch_size=batch_size)
     predictor.predict_proba(texts[:batch_size])  # warm-up
+    barrier.wait()  # every process starts timing together
     start = time.perf_counter()
     predictor.predict_proba(texts)
-    return len(texts) / (time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+def _ceiling(model_dir: Path, texts: list[str], batch_size: int, processes: int) -> float:
+    """Texts/s of ``processes`` in-process Predictors side by side, one thread each.
+
+    The server's N workers are N processes with a model each; the fair ceiling
+    is as many Predictors on the same cores, with no HTTP, each predicting all
+    the texts in batches of the server's max batch size. Throughput is all the
+    texts over the slowest process's time.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(processes)
+        with ctx.Pool(processes) as pool:
+            seconds = pool.starmap(
+                _ceiling_worker,
+                [(str(model_dir), texts, batch_size, barrier) for _ in range(processes)],
+            )
+    return processes * len(texts) / max(seconds)
 
 
 def main() -> int:
@@ -283,8 +307,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=2_000,
                         help="requests at --concurrency before the RSS baseline")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None, help="default: one per core")
+    parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-latency-ms", type=int, default=1000)
     parser.add_argument("--tool", choices=["raw", "httpx", "locust"], default="raw")
     parser.add_argument("--no-access-log", action="store_true", help="RP_ACCESS_LOG=0")
@@ -294,6 +318,8 @@ def main() -> int:
     parser.add_argument("--texts", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.workers is None:
+        args.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if args.client:
         return _client_main(args)
 
@@ -386,7 +412,12 @@ def main() -> int:
         server.stop()
     load_after = os.getloadavg()
     bench_texts = [texts[i % len(texts)] for i in range(args.requests)]
-    ceiling = _ceiling(args.model_dir, bench_texts, args.max_batch_size)
+    ceiling = _ceiling(args.model_dir, bench_texts, args.max_batch_size, args.workers)
+    ceiling_one = (
+        _ceiling(args.model_dir, bench_texts, args.max_batch_size, 1)
+        if args.workers > 1
+        else ceiling
+    )
     growth = rss_after / rss_before - 1 if rss_before else float("nan")
     half = len(samples) // 2
     first_half = max(samples[:half], default=rss_before)
@@ -414,7 +445,9 @@ def main() -> int:
           + ", ".join(f"{r / 2**20:.1f}" for r in quarters) + " MiB")  # fmt: skip
     print(
         f"ceiling       {ceiling:.1f} texts/s (in-process Predictor, batches of "
-        f"{args.max_batch_size}, 1 thread); served = {load['rps'] / ceiling:.1%} of it"
+        f"{args.max_batch_size}, {args.workers} process(es) of 1 thread, as the server's "
+        f"workers); served = {load['rps'] / ceiling:.1%} of it; one process: "
+        f"{ceiling_one:.1f} texts/s ({load['rps'] / ceiling_one:.1%})"
     )
     cpu_ms = server_cpu / max(load["requests"], 1) * 1000
     print(f"server CPU    {server_cpu:.1f} s for the load: {cpu_ms:.2f} ms per request; one "
@@ -444,6 +477,7 @@ def main() -> int:
                 "ceiling_rps": round(ceiling, 1),
                 "rss_growth": round(growth, 4),
                 "rss_growth_second_half": round(second_half_growth, 4),
+                "ceiling_rps_one": round(ceiling_one, 1),
                 "server_cpu_ms_per_request": round(cpu_ms, 3),
                 "tool": args.tool,
                 "load_average": [round(load_before[0], 2), round(load_after[0], 2)],

@@ -514,8 +514,14 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 3000,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="Worker processes (one model each).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes, one model each. Default: one per available core.",
+            show_default=False,
+        ),
+    ] = None,
     model: Annotated[
         str, typer.Option("--model", help="Model tag in the BentoML store.")
     ] = "reference-classifier:latest",
@@ -529,6 +535,10 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the packaged model with `bentoml serve` (telemetry off); Ctrl-C or SIGTERM stops it."""
+    if workers is None:
+        from reference_pipeline.service import WORKERS  # RP_WORKERS, else one per core
+
+        workers = WORKERS
     env = {
         **os.environ,
         "BENTOML_DO_NOT_TRACK": "true",

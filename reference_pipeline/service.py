@@ -21,7 +21,8 @@ Configuration comes from the environment. Read when the service starts:
 (folder of the prediction log, ``off`` to disable), ``RP_LOG_TEXT`` (``0``:
 store only a hash of each text), ``RP_LOG_MAX_BYTES``, ``RP_LOG_BACKUPS``.
 Read when this module is imported, because they shape the decorators and the
-OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS``,
+OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS`` (default: one
+per available core),
 ``RP_ACCESS_LOG`` (``0``: no access log line per request) and the limits
 ``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
 
@@ -50,6 +51,7 @@ __all__ = [
     "Metadata",
     "Prediction",
     "RequestLimits",
+    "available_cores",
     "item_text",
     "package_model",
     "validate_request",
@@ -61,13 +63,33 @@ DEFAULT_TAG = f"{MODEL_NAME}:latest"
 #: The model's confidences on the validation split, stored with the model.
 REFERENCE_CONFIDENCE = "reference_confidence.json"
 
-#: Adaptive batching. Measured with ``benchmarks/serving.py`` on 2 shared cores
-#: (see docs/serving.md): a batch of 64 texts takes ~30 ms on the default model,
-#: and 64 cost less CPU per request than 8; a 1,000 ms cap lets the dispatcher
-#: shed requests only when the server is far behind, not in the machine's stalls.
-MAX_BATCH_SIZE = int(os.environ.get("RP_MAX_BATCH_SIZE", "64"))
+#: Adaptive batching. Measured with ``benchmarks/serving.py`` on 2 shared cores,
+#: 2 workers (docs/serving.md, Load): max batch 16 gave the lowest p99 (98-128 ms
+#: against 104-146 ms for 32 and 64) at the same req/s; at concurrency 32 over two
+#: workers a batch rarely holds more than 16 anyway. A 1,000 ms cap lets the
+#: dispatcher shed requests only when the server is far behind, not in the
+#: machine's stalls.
+MAX_BATCH_SIZE = int(os.environ.get("RP_MAX_BATCH_SIZE", "16"))
 MAX_LATENCY_MS = int(os.environ.get("RP_MAX_LATENCY_MS", "1000"))
-WORKERS = int(os.environ.get("RP_WORKERS", "1"))
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else all of them).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: Worker processes, one model each. Default: one per available core. With
+#: uvloop and httptools, 2 workers on 2 cores served ~2x the req/s of one and
+#: brought p99 under 100 ms (docs/serving.md, Load).
+WORKERS = int(os.environ.get("RP_WORKERS") or available_cores())
 ACCESS_LOG = os.environ.get("RP_ACCESS_LOG", "1").strip().lower() not in ("0", "false", "no")
 #: Request limits, also published in the OpenAPI schema (``maxItems``, ``maxLength``).
 MAX_ITEMS = int(os.environ.get("RP_MAX_ITEMS", "64"))

@@ -60,6 +60,9 @@ def smoke(run_dir: Path, *, batch: int = BATCH, timeout: float = 120.0) -> dict[
         "RP_MODEL_TAG": tag,
         "RP_PREDICTION_LOG": str(log_dir),
         "OMP_NUM_THREADS": "1",
+        # One worker: the smoke sends its requests one at a time, and a second
+        # model load would only add start-up time to `make run`.
+        "RP_WORKERS": "1",
     }
     command = [
         sys.executable, "-m", "bentoml", "serve", "reference_pipeline.service:Classifier",

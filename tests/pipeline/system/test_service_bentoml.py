@@ -3,7 +3,7 @@
 One server for the module (about 6 s to start): parity with the in-process
 Predictor on 250 articles, the bad-input battery, the metadata and BentoML's
 own endpoints, and drift through the service (test traffic: exit 0; titles
-only: exit 1). The SIGTERM test starts its own server, twice.
+only: exit 1). The SIGTERM test starts its own server, twice, with two workers.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def _env(home: Path, log: Path, **extra: str) -> dict[str, str]:
         "BENTOML_DO_NOT_TRACK": "true",
         "RP_PREDICTION_LOG": str(log),
         "OMP_NUM_THREADS": "1",
+        "RP_WORKERS": "1",  # the default is one per core; only the SIGTERM test runs two
         **LIMITS,
         **extra,
     }
@@ -229,7 +230,8 @@ def test_sigterm_with_requests_in_flight_loses_no_answered_row(
     import httpx
 
     log = tmp_path / "log"
-    env = _env(bentoml_home, log, RP_LOG_MAX_BYTES="16384", RP_LOG_BACKUPS="50")
+    # Two workers, each with its own log file and its own flush on SIGTERM.
+    env = _env(bentoml_home, log, RP_LOG_MAX_BYTES="16384", RP_LOG_BACKUPS="50", RP_WORKERS="2")
     server = start_server(SERVE, env=env, cwd=REPO, timeout=120, grace=20)
     answered: list[str] = []
     failed: list[str] = []
@@ -273,7 +275,7 @@ def test_sigterm_with_requests_in_flight_loses_no_answered_row(
     missing = sorted(set(answered) - set(logged))
     assert missing == [], f"{len(missing)} answered requests have no log row, e.g. {missing[:3]}"
     assert len(logged) == len(set(logged))  # and nothing was logged twice
-    assert "Completed cleanup hook: _flush_log" in server.log_text()
+    assert server.log_text().count("Completed cleanup hook: _flush_log") == 2  # each worker
 
     assert len(list(log.glob("*.jsonl.*"))) >= 1  # it rotated at 16 KiB, and kept every row
     # Restart on the same log: every line still parses, old rows kept, new rows appended.

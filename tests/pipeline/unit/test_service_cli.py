@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,21 @@ def test_serve_runs_bentoml_on_loopback_with_telemetry_off(monkeypatch: pytest.M
     assert env["BENTOML_DO_NOT_TRACK"] == "true"
     assert (env["RP_WORKERS"], env["RP_LOG_TEXT"]) == ("2", "0")
     assert env["RP_MODEL_TAG"] == "reference-classifier:latest"
+
+
+def test_serve_defaults_to_one_worker_per_available_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reference_pipeline.service import WORKERS, available_cores
+
+    # The service module reads RP_WORKERS once, at import; unset, it is the cores.
+    assert int(os.environ.get("RP_WORKERS") or available_cores()) == WORKERS
+    calls: list[dict[str, str]] = []
+    monkeypatch.setattr("os.execvpe", lambda file, argv, env: calls.append(env))
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert calls[0]["RP_WORKERS"] == str(WORKERS)
+    assert f"({WORKERS} worker(s))" in result.output
 
 
 def test_serve_rejects_a_bad_port() -> None:
