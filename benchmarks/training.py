@@ -8,8 +8,9 @@ Suites (all through the real code: ``train.train``, ``Predictor``, the baselines
 - ``bbc``: the split ``params.yaml`` defines. For each training seed: the
   hashed model (params as they are), the pretrained encoder in frozen mode
   (``model.encoder=pretrained``; its sentence vectors come from the on-disk
-  cache after the first run, as in ``make run``), and the baselines (fitted
-  single-threaded with threadpoolctl). Figures: macro-F1, weighted F1,
+  cache after the first run, as in ``make run``), the ensemble of the two
+  (their probabilities averaged, as ``run`` reports it), and the baselines
+  (fitted single-threaded with threadpoolctl). Figures: macro-F1, weighted F1,
   accuracy, train seconds, predict ms/text; the mean, min and max over seeds.
   Target (issue 12): the best configuration's macro-F1 >= 0.98, mean of 3 seeds.
 - ``standin``: a stand-in for the unpublished short-text dataset of issue 12
@@ -146,6 +147,8 @@ def run_neural(
     scores = f1_scores(encoder.encode(test_df["tag"]), proba)
     return {
         **scores,
+        "proba": proba,
+        "y": encoder.encode(test_df["tag"]),
         "train_seconds": seconds,
         "predict_ms_per_text": predict_ms,
         "epochs": result.epochs_run,
@@ -179,6 +182,22 @@ def run_baselines(train_df: pd.DataFrame, test_df: pd.DataFrame, seed: int) -> d
     return out
 
 
+def ensemble_row(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """What ``run`` reports as "ensemble": the members' probabilities averaged.
+
+    Pops each member's ``proba`` and ``y`` (they stay out of the figures).
+    """
+    probas = [m.pop("proba") for m in members]
+    y = members[0].pop("y")
+    for m in members[1:]:
+        m.pop("y")
+    return {
+        **f1_scores(y, np.mean(probas, axis=0)),
+        "train_seconds": sum(m["train_seconds"] for m in members),
+        "predict_ms_per_text": sum(m["predict_ms_per_text"] for m in members),
+    }
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {
         "mean": round(statistics.mean(values), 4),
@@ -206,17 +225,23 @@ def suite_bbc(params: Params, seeds: list[int]) -> dict[str, Any]:
     print(f"bbc: {len(splits.train)} train, {len(splits.val)} val, {len(splits.test)} test")
     rows: dict[str, list[dict[str, Any]]] = {}
     for seed in seeds:
+        members = []
         for name, overrides in ENCODERS.items():
             p = with_overrides(params, {**overrides, "train.seed": seed})
             res = run_neural(p, splits.train, splits.val, splits.test)
             res.pop("history")
             rows.setdefault(name, []).append(res)
+            members.append(res)
             print(
                 f"  seed {seed} {name}: macro-F1 {res['macro_f1']:.4f}, weighted F1 "
                 f"{res['weighted_f1']:.4f}, {res['train_seconds']:.1f} s "
                 f"({res['epochs']} epochs, best {res['best_epoch']}, encoded "
                 f"{res['encoded_texts']}), {res['predict_ms_per_text']:.2f} ms/text"
             )
+        ens = ensemble_row(members)
+        rows.setdefault("ensemble", []).append(ens)
+        print(f"  seed {seed} ensemble: macro-F1 {ens['macro_f1']:.4f}, weighted F1 "
+              f"{ens['weighted_f1']:.4f}")  # fmt: skip
         for name, res in run_baselines(splits.train, splits.test, seed).items():
             rows.setdefault(name, []).append(res)
     return summarize(rows)
@@ -277,15 +302,20 @@ def suite_standin(params: Params, resamplings: int) -> dict[str, Any]:
             f"standin {r}: {len(inner.train)} train + {len(inner.val)} val, {len(holdout)} "
             f"holdout; {words:.0f} words/text; shares {shares}"
         )
+        members = []
         for name, overrides in ENCODERS.items():
             res = run_neural(with_overrides(params, overrides), inner.train, inner.val, holdout)
             res.pop("history")
             rows.setdefault(name, []).append(res)
+            members.append(res)
             print(
                 f"  {name}: holdout weighted F1 {res['weighted_f1']:.4f} (macro "
                 f"{res['macro_f1']:.4f}), {res['train_seconds']:.1f} s, best epoch "
                 f"{res['best_epoch']}/{res['epochs']}"
             )
+        ens = ensemble_row(members)
+        rows.setdefault("ensemble", []).append(ens)
+        print(f"  ensemble: holdout weighted F1 {ens['weighted_f1']:.4f}")
         for name, res in run_baselines(inner.train, holdout, params.train.seed).items():
             rows.setdefault(name, []).append(res)
             print(f"  {name}: holdout weighted F1 {res['weighted_f1']:.4f}")

@@ -582,7 +582,10 @@ def package_model(
         evaluated = _read_json(Path(eval_dir) / "metrics.json")
         if isinstance(evaluated, dict) and isinstance(evaluated.get("summary"), dict):
             metrics["test"] = evaluated["summary"].get("model", evaluated["summary"])
-    info: dict[str, Any] = {"config": _read_json(folder / "config.json")}
+    # An ensemble has no config.json of its own: its members' configs, by name.
+    info: dict[str, Any] = {
+        "config": _read_json(folder / "config.json") or predictor.info.get("config", {})
+    }
     reference_confidence: list[float] = []
     if data_dir is not None:
         data = Path(data_dir)
@@ -609,6 +612,8 @@ def package_model(
         for item in folder.iterdir():
             if item.is_file() and item.name != "checkpoint.pt":  # resume state, not served
                 shutil.copy2(item, os.path.join(model.path, item.name))
+            elif item.is_dir() and item.name == "members":  # an ensemble's models
+                shutil.copytree(item, os.path.join(model.path, item.name))
         with open(os.path.join(model.path, "bento_metadata.json"), "w", encoding="utf-8") as f:
             json.dump(document, f, indent=2)
         with open(os.path.join(model.path, REFERENCE_CONFIDENCE), "w", encoding="utf-8") as f:

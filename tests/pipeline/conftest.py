@@ -113,4 +113,26 @@ def trained_dir(small_splits, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def twin_trained_dir(trained_dir: Path, tmp_path_factory) -> Path:
+    """A second model with the same labels and other weights (``trained_dir``'s, halved).
+
+    For ensembles: its probabilities differ from ``trained_dir``'s on every text.
+
+    Example:
+        >>> def test_mean(trained_dir, twin_trained_dir):  # doctest: +SKIP
+        ...     save_ensemble(tmp / "e", {"a": trained_dir, "b": twin_trained_dir})
+    """
+    import shutil
+
+    import torch
+
+    twin = tmp_path_factory.mktemp("twin") / "model"
+    shutil.copytree(trained_dir, twin)
+    saved = torch.load(twin / "model.pt", map_location="cpu", weights_only=True)
+    saved["state_dict"] = {k: v * 0.5 for k, v in saved["state_dict"].items()}
+    torch.save(saved, twin / "model.pt")
+    return twin
+
+
 # --- part B fixtures (evaluation, tuning, CLI, system tests) ------------------

