@@ -536,9 +536,13 @@ def serve(
 ) -> None:
     """Serve the packaged model with `bentoml serve` (telemetry off); Ctrl-C or SIGTERM stops it."""
     if workers is None:
-        from reference_pipeline.service import WORKERS  # RP_WORKERS, else one per core
+        from reference_pipeline.service import available_cores, env_int
 
-        workers = WORKERS
+        try:  # RP_WORKERS, else one per core
+            workers = env_int("RP_WORKERS", available_cores())
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
     env = {
         **os.environ,
         "BENTOML_DO_NOT_TRACK": "true",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,27 @@ def test_serve_runs_bentoml_on_loopback_with_telemetry_off(monkeypatch: pytest.M
 def test_serve_defaults_to_one_worker_per_available_core(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from reference_pipeline.service import WORKERS, available_cores
+    from reference_pipeline.service import available_cores
 
-    # The service module reads RP_WORKERS once, at import; unset, it is the cores.
-    assert int(os.environ.get("RP_WORKERS") or available_cores()) == WORKERS
     calls: list[dict[str, str]] = []
     monkeypatch.setattr("os.execvpe", lambda file, argv, env: calls.append(env))
+    monkeypatch.delenv("RP_WORKERS", raising=False)
     result = CliRunner().invoke(app, ["serve"])
     assert result.exit_code == 0, result.output
-    assert calls[0]["RP_WORKERS"] == str(WORKERS)
-    assert f"({WORKERS} worker(s))" in result.output
+    cores = available_cores()
+    assert calls[0]["RP_WORKERS"] == str(cores)
+    assert f"({cores} worker(s))" in result.output
+    monkeypatch.setenv("RP_WORKERS", "3")  # the environment's choice, when set
+    CliRunner().invoke(app, ["serve"])
+    assert calls[1]["RP_WORKERS"] == "3"
+
+
+def test_serve_with_a_bad_rp_workers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.execvpe", lambda *a: pytest.fail("must not start the server"))
+    monkeypatch.setenv("RP_WORKERS", "two")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: RP_WORKERS='two': expected a whole number >= 1"
 
 
 def test_serve_rejects_a_bad_port() -> None:
