@@ -24,7 +24,9 @@ Read when this module is imported, because they shape the decorators and the
 OpenAPI schema: ``RP_MAX_BATCH_SIZE``, ``RP_MAX_LATENCY_MS``, ``RP_WORKERS`` (default: one
 per available core),
 ``RP_ACCESS_LOG`` (``0``: no access log line per request) and the limits
-``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``.
+``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``. Each of these numbers
+must be a whole number >= 1; anything else stops the start with one line that
+names the variable (:func:`env_int`).
 
 Example:
     $ python -m reference_pipeline package --model-dir artifacts/model
