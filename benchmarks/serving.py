@@ -319,7 +319,9 @@ def main() -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.workers is None:
-        args.workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        from reference_pipeline.config import available_cores
+
+        args.workers = available_cores()
     if args.client:
         return _client_main(args)
 

@@ -535,14 +535,13 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the packaged model with `bentoml serve` (telemetry off); Ctrl-C or SIGTERM stops it."""
-    if workers is None:
-        from reference_pipeline.service import available_cores, env_int
+    from reference_pipeline.config import SERVICE_NUMBERS, available_cores, env_int
 
-        try:  # RP_WORKERS, else one per core
-            workers = env_int("RP_WORKERS", available_cores())
-        except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(EXIT_USAGE) from None
+    with _user_errors():
+        for name in SERVICE_NUMBERS:
+            env_int(name, 1)  # a bad value stops here, before the server starts
+    if workers is None:
+        workers = env_int("RP_WORKERS", available_cores())
     env = {
         **os.environ,
         "BENTOML_DO_NOT_TRACK": "true",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Collection
@@ -26,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "SERVICE_NUMBERS",
     "ConfigError",
     "DataConfig",
     "ModelConfig",
     "Params",
     "TrainConfig",
+    "available_cores",
+    "env_int",
     "load_params",
 ]
 
@@ -465,3 +469,53 @@ def load_params(
         current = raw.get(section)
         raw[section] = {**(current if isinstance(current, dict) else {}), key: value}
     return Params.from_dict(raw, origin=origin, overridden={str(k) for k in overrides or {}})
+
+
+# --- the service's settings from the environment (read by the service and `serve`) ---
+
+#: The service's numeric settings (reference_pipeline/service.py holds their defaults);
+#: `serve` checks them before it starts the server, so a bad one is one line, not a
+#: traceback in the server's log.
+SERVICE_NUMBERS = (
+    "RP_MAX_BATCH_SIZE",
+    "RP_MAX_LATENCY_MS",
+    "RP_WORKERS",
+    "RP_MAX_ITEMS",
+    "RP_MAX_CHARS",
+    "RP_MAX_BODY_BYTES",
+)
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number >= 1 from the environment variable ``name`` (unset or empty: ``default``).
+
+    Raises:
+        ConfigError: One line naming the variable and its value.
+
+    Example:
+        >>> env_int("RP_UNSET_EXAMPLE", 16)
+        16
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number >= 1")
+    return value
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, else all of them).
+
+    Example:
+        >>> available_cores() >= 1
+        True
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

@@ -26,7 +26,7 @@ per available core),
 ``RP_ACCESS_LOG`` (``0``: no access log line per request) and the limits
 ``RP_MAX_ITEMS``, ``RP_MAX_CHARS``, ``RP_MAX_BODY_BYTES``. Each of these numbers
 must be a whole number >= 1; anything else stops the start with one line that
-names the variable (:func:`env_int`).
+names the variable (:func:`reference_pipeline.config.env_int`).
 
 Example:
     $ python -m reference_pipeline package --model-dir artifacts/model
@@ -46,6 +46,8 @@ from typing import Annotated, Any
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field
 
+from reference_pipeline.config import available_cores, env_int
+
 __all__ = [
     "MODEL_NAME",
     "Article",
@@ -53,8 +55,6 @@ __all__ = [
     "Metadata",
     "Prediction",
     "RequestLimits",
-    "available_cores",
-    "env_int",
     "item_text",
     "package_model",
     "validate_request",
@@ -67,28 +67,6 @@ DEFAULT_TAG = f"{MODEL_NAME}:latest"
 REFERENCE_CONFIDENCE = "reference_confidence.json"
 
 
-def env_int(name: str, default: int) -> int:
-    """A whole number >= 1 from the environment variable ``name`` (unset or empty: ``default``).
-
-    Raises:
-        ValueError: One line naming the variable and its value.
-
-    Example:
-        >>> env_int("RP_UNSET_EXAMPLE", 16)
-        16
-    """
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: expected a whole number >= 1")
-    return value
-
-
 #: Adaptive batching. Measured with ``benchmarks/serving.py`` on 2 shared cores,
 #: 2 workers (docs/serving.md, Load): max batch 16 gave the lowest p99 (98-128 ms
 #: against 104-146 ms for 32 and 64) at the same req/s; at concurrency 32 over two
@@ -97,19 +75,6 @@ def env_int(name: str, default: int) -> int:
 #: machine's stalls.
 MAX_BATCH_SIZE = env_int("RP_MAX_BATCH_SIZE", 16)
 MAX_LATENCY_MS = env_int("RP_MAX_LATENCY_MS", 1000)
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask, else all of them).
-
-    Example:
-        >>> available_cores() >= 1
-        True
-    """
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 #: Worker processes, one model each. Default: one per available core. With

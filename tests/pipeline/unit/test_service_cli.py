@@ -33,7 +33,7 @@ def test_serve_runs_bentoml_on_loopback_with_telemetry_off(monkeypatch: pytest.M
 def test_serve_defaults_to_one_worker_per_available_core(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from reference_pipeline.service import available_cores
+    from reference_pipeline.config import available_cores
 
     calls: list[dict[str, str]] = []
     monkeypatch.setattr("os.execvpe", lambda file, argv, env: calls.append(env))
@@ -44,16 +44,21 @@ def test_serve_defaults_to_one_worker_per_available_core(
     assert calls[0]["RP_WORKERS"] == str(cores)
     assert f"({cores} worker(s))" in result.output
     monkeypatch.setenv("RP_WORKERS", "3")  # the environment's choice, when set
-    CliRunner().invoke(app, ["serve"])
+    assert CliRunner().invoke(app, ["serve"]).exit_code == 0
     assert calls[1]["RP_WORKERS"] == "3"
 
 
-def test_serve_with_a_bad_rp_workers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"), [("RP_WORKERS", "two"), ("RP_MAX_ITEMS", "0"), ("RP_MAX_BATCH_SIZE", "1.5")]
+)
+def test_serve_with_a_bad_service_number_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
     monkeypatch.setattr("os.execvpe", lambda *a: pytest.fail("must not start the server"))
-    monkeypatch.setenv("RP_WORKERS", "two")
-    result = CliRunner().invoke(app, ["serve"])
+    monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["serve", "--workers", "1"])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: RP_WORKERS='two': expected a whole number >= 1"
+    assert result.output.strip() == f"error: {name}={value!r}: expected a whole number >= 1"
 
 
 def test_serve_rejects_a_bad_port() -> None:
