@@ -357,6 +357,65 @@ def suite_cv(params: Params, folds: int = 5, only: str = "") -> dict[str, Any]:
     return out
 
 
+#: Models compared by cross-validation on BBC (``bbc-cv`` suite): each alone,
+#: and the hashed model's ensemble with each pretrained one.
+BBC_CV_MEMBERS: dict[str, dict[str, object]] = {
+    "hashed": {},
+    **{
+        f"frozen {length}x{chunks}": {
+            "model.encoder": "pretrained",
+            "model.pretrained_mode": "frozen",
+            "model.max_length": length,
+            "model.max_chunks": chunks,
+        }
+        for length, chunks in ((128, 1), (128, 2), (128, 4), (128, 8), (256, 1), (256, 2))
+    },
+}
+
+
+def suite_bbc_cv(params: Params, folds: int = 5, only: str = "") -> dict[str, Any]:
+    """5-fold CV on BBC's train + validation rows (the test split is not used).
+
+    Each fold's training part is split again for early stopping, as ``run`` splits.
+    Figure: macro-F1 of each model and of each hashed + pretrained ensemble.
+    """
+    import pandas as pd
+    from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
+
+    splits = bbc_splits(params)
+    pool = pd.concat([splits.train, splits.val]).reset_index(drop=True)
+    pool.attrs = dict(splits.train.attrs)
+    members = {n: o for n, o in BBC_CV_MEMBERS.items() if n == "hashed" or only in n}
+    print(f"bbc-cv: {len(pool)} rows (train + val), {folds} folds, members {list(members)}")
+    kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+    scores: dict[str, list[float]] = {}
+    for fold, (fit_idx, score_idx) in enumerate(kfold.split(pool, pool["tag"])):
+        fit_part, score_part = pool.iloc[fit_idx], pool.iloc[score_idx]
+        fit_part.attrs = dict(pool.attrs)
+        inner = split(fit_part, val_size=params.data.val_size, test_size=0.0, seed=fold)
+        results = {
+            name: run_neural(
+                with_overrides(params, overrides),
+                inner.train,
+                inner.val,
+                score_part,
+                honest_predict=False,
+            )
+            for name, overrides in members.items()
+        }
+        for name, res in results.items():
+            scores.setdefault(name, []).append(res["macro_f1"])
+            if name != "hashed":
+                proba = (res["proba"] + results["hashed"]["proba"]) / 2
+                both = f1_scores(res["y"], proba)["macro_f1"]
+                scores.setdefault(f"ensemble hashed + {name}", []).append(both)
+        print(f"bbc-cv fold {fold}: " + ", ".join(f"{n} {v[-1]:.4f}" for n, v in scores.items()))
+    out = {name: spread(values) for name, values in scores.items()}
+    for name, row in out.items():
+        print(f"  bbc-cv {name}: macro-F1 {row['mean']:.4f} +- {row['std']:.4f}")
+    return out
+
+
 def suite_gpu(params: Params) -> dict[str, Any]:
     if not torch.cuda.is_available():
         print("gpu: skipped (no CUDA device)")
@@ -392,10 +451,10 @@ def suite_gpu(params: Params) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
-    parser.add_argument("--suite", default="bbc,standin", help="bbc, standin, cv, gpu")
+    parser.add_argument("--suite", default="bbc,standin", help="bbc, standin, cv, bbc-cv, gpu")
     parser.add_argument("--seeds", default="42,1,2", help="training seeds (bbc suite)")
     parser.add_argument("--resamplings", type=int, default=3, help="stand-in resamplings")
-    parser.add_argument("--candidates", default="", help="cv: only candidates whose name has this")
+    parser.add_argument("--candidates", default="", help="cv, bbc-cv: only candidates named so")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -412,6 +471,8 @@ def main() -> None:
     started = time.perf_counter()
     if "cv" in suites:
         figures["cv"] = suite_cv(params, only=args.candidates)
+    if "bbc-cv" in suites:
+        figures["bbc_cv"] = suite_bbc_cv(params, only=args.candidates)
     if "bbc" in suites:
         figures["bbc"] = suite_bbc(params, seeds)
     if "standin" in suites:

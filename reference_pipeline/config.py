@@ -136,6 +136,9 @@ class ModelConfig:
     pretrained_mode: str = _checked("auto", choices=("auto", "frozen", "finetune"))
     # Tokens per text for the pretrained encoder (longer texts are cut).
     max_length: int = _checked(128, min=2)
+    # Frozen mode: a longer text is encoded in up to this many windows of
+    # max_length tokens and their vectors averaged (1 = the first window only).
+    max_chunks: int = _checked(1, min=1)
     # Frozen mode: sentence vectors cached on disk per text hash ("" = memory only).
     embedding_cache: str = "~/.cache/reference_pipeline/embeddings"
     # Pretrained head: width of a ReLU hidden layer (0 = linear) and the factor

@@ -491,7 +491,10 @@ class FrozenFeaturizer(_Pretrained):
 
     Args:
         path: ``model.pretrained_path`` (``None`` = the packaged MiniLM).
-        max_length: Tokens per text (longer texts are cut).
+        max_length: Tokens per encoder pass (special tokens included).
+        max_chunks: A longer text is cut into up to this many windows of
+            ``max_length`` tokens, each encoded and pooled, and the text's vector
+            is their mean weighted by tokens (1 = the first window only).
         cache_dir: Root of the on-disk cache (``None`` = memory only).
         batch_size: Texts per encoder forward pass.
         device: Where the encoder runs.
@@ -509,14 +512,20 @@ class FrozenFeaturizer(_Pretrained):
         path: str | None,
         *,
         max_length: int = 128,
+        max_chunks: int = 1,
         cache_dir: str | Path | None = None,
         batch_size: int = 64,
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__(path, max_length, device)
+        if max_chunks < 1:
+            raise EncoderError(f"model.max_chunks must be >= 1, got {max_chunks}")
+        self.max_chunks = max_chunks
         self.batch_size = batch_size
         self.encoder = SentenceEncoder(self.transformer).eval()
-        namespace = f"{self.weights_sha256[:16]}-len{max_length}"
+        # One-window vectors keep the namespace they always had (caches stay valid).
+        chunks = f"-x{max_chunks}" if max_chunks > 1 else ""
+        namespace = f"{self.weights_sha256[:16]}-len{max_length}{chunks}"
         self.cache = EmbeddingCache(cache_dir, namespace)
         #: Texts encoded by the network in this featurizer's life (the rest came from the cache).
         self.encoded = 0
@@ -533,22 +542,84 @@ class FrozenFeaturizer(_Pretrained):
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
         new: dict[str, np.ndarray] = {}
         if todo:
-            # Longest first: padding per batch stays small.
-            todo.sort(key=lambda kv: -len(kv[1]))
-            self.encoder.to(self.device)
-            with torch.inference_mode():
-                for start in range(0, len(todo), self.batch_size):
-                    chunk = todo[start : start + self.batch_size]
-                    batch = self.tokenize([t for _, t in chunk])
-                    vectors = self.encoder(**{k: v.to(self.device) for k, v in batch.items()})
-                    for (key, _), vector in zip(chunk, vectors.float().cpu().numpy(), strict=True):
-                        new[key] = vector
+            if self.max_chunks == 1:
+                new = self._embed_first_window(todo)
+            else:
+                new = self._embed_windows(todo)
             self.encoded += len(todo)
             self.cache.put(new)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, key in enumerate(keys):
             out[i] = found[key] if key in found else new[key]
         return out
+
+    def _embed_first_window(self, todo: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        new: dict[str, np.ndarray] = {}
+        # Longest first: padding per batch stays small.
+        todo = sorted(todo, key=lambda kv: -len(kv[1]))
+        self.encoder.to(self.device)
+        with torch.inference_mode():
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                batch = self.tokenize([t for _, t in chunk])
+                vectors = self.encoder(**{k: v.to(self.device) for k, v in batch.items()})
+                for (key, _), vector in zip(chunk, vectors.float().cpu().numpy(), strict=True):
+                    new[key] = vector
+        return new
+
+    def windows(self, texts: Sequence[str]) -> list[list[list[int]]]:
+        """The token ids of each window of each text, special tokens included.
+
+        Up to ``max_chunks`` windows of at most ``max_length`` tokens per text, in
+        order and without overlap; an empty text is one window of special tokens.
+
+        Example:
+            >>> [len(w) for w in featurizer.windows(["word " * 300])[0]]  # doctest: +SKIP
+            [128, 128, 50]
+        """
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+            stride=0,
+        )
+        out: list[list[list[int]]] = [[] for _ in texts]
+        for ids, owner in zip(
+            encoded["input_ids"], encoded["overflow_to_sample_mapping"], strict=True
+        ):
+            if len(out[owner]) < self.max_chunks:
+                out[owner].append(list(ids))
+        return out
+
+    def _embed_windows(self, todo: list[tuple[str, str]]) -> dict[str, np.ndarray]:
+        # Every window of every text, batched longest first; each text's vector is
+        # its windows' mean weighted by token count, normalised like one window's.
+        owners: list[int] = []
+        windows: list[list[int]] = []
+        for n, text_windows in enumerate(self.windows([t for _, t in todo])):
+            for window in text_windows:
+                owners.append(n)
+                windows.append(window)
+        order = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
+        sums = np.zeros((len(todo), self.dim), dtype=np.float64)
+        pad = self.tokenizer.pad_token_id or 0
+        self.encoder.to(self.device)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                width = max(len(windows[i]) for i in rows)
+                ids = torch.full((len(rows), width), pad, dtype=torch.int64)
+                mask = torch.zeros((len(rows), width), dtype=torch.int64)
+                for r, i in enumerate(rows):
+                    ids[r, : len(windows[i])] = torch.tensor(windows[i])
+                    mask[r, : len(windows[i])] = 1
+                vectors = self.encoder(ids.to(self.device), mask.to(self.device))
+                for i, vector in zip(rows, vectors.double().cpu().numpy(), strict=True):
+                    sums[owners[i]] += len(windows[i]) * vector
+        norms = np.linalg.norm(sums, axis=1, keepdims=True).clip(min=1e-12)
+        vectors = (sums / norms).astype(np.float32)
+        return {key: vectors[n] for n, (key, _) in enumerate(todo)}
 
     def encode_many(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """One vector tensor per text (the train loop's per-example item).
@@ -575,7 +646,7 @@ class FrozenFeaturizer(_Pretrained):
             >>> featurizer.to_dict()["mode"]  # doctest: +SKIP
             'frozen'
         """
-        return self.base_dict(self.mode)
+        return {**self.base_dict(self.mode), "max_chunks": self.max_chunks}
 
 
 class TokenFeaturizer(_Pretrained):
@@ -657,7 +728,11 @@ def featurizer_from_dict(
     featurizer: FrozenFeaturizer | TokenFeaturizer
     if mode == "frozen":
         featurizer = FrozenFeaturizer(
-            data.get("path"), max_length=max_length, cache_dir=cache_dir, device=device
+            data.get("path"),
+            max_length=max_length,
+            max_chunks=int(data.get("max_chunks", 1)),
+            cache_dir=cache_dir,
+            device=device,
         )
         recorded = data.get("weights_sha256")
         if check_weights and recorded and featurizer.weights_sha256 != recorded:

@@ -367,6 +367,7 @@ def make_featurizer(
         return encoders.FrozenFeaturizer(
             cfg.pretrained_path,
             max_length=cfg.max_length,
+            max_chunks=cfg.max_chunks,
             cache_dir=cfg.embedding_cache or None,
             device=device,
         )

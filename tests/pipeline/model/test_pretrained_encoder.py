@@ -116,6 +116,64 @@ def test_the_second_run_reads_vectors_from_the_cache(minilm, tmp_path):
     assert other.encoded == 1
 
 
+def test_a_long_text_is_cut_into_windows_in_order(minilm):
+    from reference_pipeline.encoders import FrozenFeaturizer
+
+    tokenizer = minilm[0]
+    long_text = " ".join(f"word{i}" for i in range(60))
+    inner = tokenizer(long_text, add_special_tokens=False)["input_ids"]
+    featurizer = FrozenFeaturizer(None, max_length=16, max_chunks=3, cache_dir=None)
+    windows, short, empty = featurizer.windows([long_text, "shares fell", ""])
+    assert [len(w) for w in windows] == [16, 16, 16]  # cut at 3 windows of 14 + 2 special
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert all(w[0] == cls and w[-1] == sep for w in windows)
+    assert [t for w in windows for t in w[1:-1]] == inner[:42]  # in order, no overlap
+    assert short == [tokenizer("shares fell")["input_ids"]]
+    assert empty == [[cls, sep]]
+
+
+def test_windowed_vector_is_the_token_weighted_mean_of_its_windows(minilm):
+    from reference_pipeline.encoders import FrozenFeaturizer, SentenceEncoder
+
+    featurizer = FrozenFeaturizer(None, max_length=16, max_chunks=4, cache_dir=None)
+    texts = [" ".join(f"match{i} goal" for i in range(10)), "a short headline", "tech news"]
+    got = featurizer.embed(texts)
+    assert [len(w) for w in featurizer.windows(texts[:1])[0]] == [16, 16, 4]  # weights differ
+    encoder = SentenceEncoder(minilm[1]).eval()
+    with torch.inference_mode():
+        for text, vector in zip(texts, got, strict=True):
+            total = torch.zeros(384, dtype=torch.float64)
+            for window in featurizer.windows([text])[0]:  # one at a time: no padding
+                ids = torch.tensor([window])
+                total += len(window) * encoder(ids, torch.ones_like(ids))[0].double()
+            np.testing.assert_allclose(vector, (total / total.norm()).numpy(), atol=2e-5)
+    # A text that fits one window gets the one-window vector...
+    one = FrozenFeaturizer(None, max_length=16, cache_dir=None).embed(texts[1:])
+    np.testing.assert_allclose(got[1:], one, atol=1e-6)
+    # ...and a long one does not: the later windows count.
+    assert not np.allclose(got[0], FrozenFeaturizer(None, max_length=16).embed(texts[:1])[0])
+
+
+def test_window_count_is_its_own_cache_namespace_and_checkpoint_field(minilm, tmp_path):
+    from reference_pipeline.encoders import EncoderError, FrozenFeaturizer, featurizer_from_dict
+
+    text = [" ".join(f"word{i}" for i in range(40))]
+    one = FrozenFeaturizer(None, max_length=16, cache_dir=tmp_path)
+    one.embed(text)
+    four = FrozenFeaturizer(None, max_length=16, max_chunks=4, cache_dir=tmp_path)
+    four.embed(text)
+    assert (one.encoded, four.encoded) == (1, 1)  # not read from the one-window cache
+    assert sorted(p.name.rsplit("-", 1)[-1] for p in tmp_path.iterdir()) == ["len16", "x4"]
+    record = four.to_dict()
+    assert record["max_chunks"] == 4
+    assert featurizer_from_dict(record, cache_dir=tmp_path).max_chunks == 4
+    # A checkpoint from before the option reads as one window.
+    older = {k: v for k, v in record.items() if k != "max_chunks"}
+    assert featurizer_from_dict(older, cache_dir=None).max_chunks == 1
+    with pytest.raises(EncoderError, match=r"^model.max_chunks must be >= 1, got 0$"):
+        FrozenFeaturizer(None, max_length=16, max_chunks=0)
+
+
 def test_frozen_head_learns_and_the_predictor_records_the_encoder(frozen_dir, short_splits, minilm):
     from reference_pipeline.encoders import weights_sha256
 
