@@ -574,7 +574,8 @@ class FrozenFeaturizer(_Pretrained):
         order and without overlap; an empty text is one window of special tokens.
 
         Example:
-            >>> [len(w) for w in featurizer.windows(["word " * 300])[0]]  # doctest: +SKIP
+            >>> f = FrozenFeaturizer(None, max_length=128, max_chunks=4)  # doctest: +SKIP
+            >>> [len(w) for w in f.windows(["word " * 300])[0]]  # doctest: +SKIP
             [128, 128, 50]
         """
         encoded = self.tokenizer(
