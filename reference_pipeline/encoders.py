@@ -520,6 +520,11 @@ class FrozenFeaturizer(_Pretrained):
         super().__init__(path, max_length, device)
         if max_chunks < 1:
             raise EncoderError(f"model.max_chunks must be >= 1, got {max_chunks}")
+        if max_chunks > 1 and not getattr(self.tokenizer, "is_fast", False):
+            raise EncoderError(
+                f"model.max_chunks {max_chunks} needs a fast tokenizer (tokenizer.json) "
+                f"and {self.source!r} has none; use model.max_chunks=1"
+            )
         self.max_chunks = max_chunks
         self.batch_size = batch_size
         self.encoder = SentenceEncoder(self.transformer).eval()

@@ -174,6 +174,18 @@ def test_window_count_is_its_own_cache_namespace_and_checkpoint_field(minilm, tm
         FrozenFeaturizer(None, max_length=16, max_chunks=0)
 
 
+def test_windows_without_a_fast_tokenizer_is_one_clear_error(minilm, monkeypatch):
+    from reference_pipeline import encoders
+
+    class Slow:
+        is_fast = False
+
+    monkeypatch.setattr(encoders, "load_pretrained", lambda path: (Slow(), minilm[1]))
+    with pytest.raises(encoders.EncoderError, match=r"^model.max_chunks 2 needs a fast tokenizer"):
+        encoders.FrozenFeaturizer(None, max_length=16, max_chunks=2)
+    assert encoders.FrozenFeaturizer(None, max_length=16).max_chunks == 1  # one window: fine
+
+
 def test_frozen_head_learns_and_the_predictor_records_the_encoder(frozen_dir, short_splits, minilm):
     from reference_pipeline.encoders import weights_sha256
 
