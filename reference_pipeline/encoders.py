@@ -450,6 +450,22 @@ class EmbeddingCache:
 # --- featurizers: texts -> per-text items -> batches ------------------------------
 
 
+def pad_ids(items: Sequence[torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad token-id rows to the longest; the mask is 1 on real tokens.
+
+    Example:
+        >>> pad_ids([torch.tensor([1, 2]), torch.tensor([3])], 0)["attention_mask"].tolist()
+        [[1, 1], [1, 0]]
+    """
+    width = max((len(t) for t in items), default=1)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.int64)
+    mask = torch.zeros((len(items), width), dtype=torch.int64)
+    for row, tokens in enumerate(items):
+        ids[row, : len(tokens)] = tokens
+        mask[row, : len(tokens)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 class _Pretrained:
     """Shared by both featurizers: the weights, their hash and the tokenizer call."""
 
@@ -614,13 +630,8 @@ class FrozenFeaturizer(_Pretrained):
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                width = max(len(windows[i]) for i in rows)
-                ids = torch.full((len(rows), width), pad, dtype=torch.int64)
-                mask = torch.zeros((len(rows), width), dtype=torch.int64)
-                for r, i in enumerate(rows):
-                    ids[r, : len(windows[i])] = torch.tensor(windows[i])
-                    mask[r, : len(windows[i])] = 1
-                vectors = self.encoder(ids.to(self.device), mask.to(self.device))
+                batch = pad_ids([torch.tensor(windows[i]) for i in rows], pad)
+                vectors = self.encoder(**{k: v.to(self.device) for k, v in batch.items()})
                 for i, vector in zip(rows, vectors.double().cpu().numpy(), strict=True):
                     sums[owners[i]] += len(windows[i]) * vector
         norms = np.linalg.norm(sums, axis=1, keepdims=True).clip(min=1e-12)
@@ -689,13 +700,7 @@ class TokenFeaturizer(_Pretrained):
         Example:
             >>> featurizer.collate([torch.tensor([1, 2]), torch.tensor([3])])  # doctest: +SKIP
         """
-        width = max((len(t) for t in items), default=1)
-        ids = torch.full((len(items), width), self.pad_id, dtype=torch.int64)
-        mask = torch.zeros((len(items), width), dtype=torch.int64)
-        for row, tokens in enumerate(items):
-            ids[row, : len(tokens)] = tokens
-            mask[row, : len(tokens)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return pad_ids(items, self.pad_id)
 
     def to_dict(self) -> dict[str, Any]:
         """What the checkpoint records about the encoder.
