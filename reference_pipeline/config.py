@@ -148,7 +148,12 @@ class ModelConfig:
     # Pretrained learning rates (train.lr is the hashed model's): the head, and
     # the encoder's weights when fine-tuning.
     head_lr: float = _checked(0.01, above=0)
-    finetune_lr: float = _checked(5e-5, above=0)
+    finetune_lr: float = _checked(1e-4, above=0)
+    # Fine-tuning's own epochs and batch size (train.epochs and train.batch_size
+    # are the hashed model's and the frozen head's): a few epochs of small
+    # batches, the usual recipe for BERT-class encoders; the lr schedule spans them.
+    finetune_epochs: int = _checked(3, min=1)
+    finetune_batch_size: int = _checked(16, min=1)
 
 
 @dataclass

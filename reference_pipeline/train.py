@@ -34,7 +34,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -555,6 +555,10 @@ def _train(
         tokenizer = make_featurizer(mcfg, dev)
     except ValueError as exc:  # EncoderError, an unknown model.encoder
         raise TrainError(str(exc)) from exc
+    if getattr(tokenizer, "mode", None) == "finetune":
+        # A whole encoder trains for a few epochs of small batches; train.epochs and
+        # train.batch_size stay the hashed model's and the frozen head's.
+        cfg = replace(cfg, epochs=mcfg.finetune_epochs, batch_size=mcfg.finetune_batch_size)
     x_train = tokenizer.encode_many(list(train_df["text"]))
     y_train = torch.as_tensor(encoder.encode(train_df["tag"]))
     x_val = tokenizer.encode_many(list(val_df["text"]))

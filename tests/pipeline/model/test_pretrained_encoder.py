@@ -56,6 +56,7 @@ def short_splits(small_splits) -> dict[str, Any]:
 
 
 def pretrained_params(tmp_path: Path, **train: Any) -> Params:
+    finetune = {k: train.pop(k) for k in ("finetune_epochs", "finetune_batch_size") if k in train}
     return Params(
         data=DataConfig(),
         model=ModelConfig(
@@ -63,6 +64,7 @@ def pretrained_params(tmp_path: Path, **train: Any) -> Params:
             pretrained_mode=str(train.pop("mode", "frozen")),
             max_length=MAX_LENGTH,
             embedding_cache=str(tmp_path / "cache"),
+            **finetune,
         ),
         train=TrainConfig(
             **{
@@ -227,11 +229,15 @@ def test_different_weights_at_the_recorded_path_are_refused(frozen_dir, tmp_path
 def test_fine_tuning_trains_the_encoder_through_the_train_loop(minilm, short_splits, tmp_path):
     from reference_pipeline.train import train
 
-    params = pretrained_params(tmp_path, mode="finetune", epochs=1, patience=1, batch_size=20)
+    # train.epochs / train.batch_size are the hashed model's: fine-tuning takes its own.
+    params = pretrained_params(
+        tmp_path, mode="finetune", epochs=20, patience=20, finetune_epochs=1, finetune_batch_size=20
+    )
     train_df = short_splits["train"].groupby("tag").head(4)
     val_df = short_splits["val"].groupby("tag").head(2)
     result = train(params, train_df, val_df, tmp_path / "m", progress=False)
     assert result.encoder["mode"] == "finetune"
+    assert result.epochs_run == 1  # model.finetune_epochs, not train.epochs
     saved = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     before = minilm[1].state_dict()["embeddings.word_embeddings.weight"]
     after = saved["state_dict"]["encoder.transformer.embeddings.word_embeddings.weight"]
@@ -350,7 +356,7 @@ def test_a_hub_id_loads_offline_from_the_hugging_face_cache(minilm, tmp_path, mo
 def test_fine_tuning_on_cuda_with_amp(minilm, short_splits, tmp_path):
     from reference_pipeline.train import train
 
-    params = pretrained_params(tmp_path, mode="auto", epochs=2, patience=2, device="cuda")
+    params = pretrained_params(tmp_path, mode="auto", finetune_epochs=2, device="cuda")
     torch.cuda.reset_peak_memory_stats()
     result = train(
         params, short_splits["train"], short_splits["val"], tmp_path / "m", progress=False

@@ -355,6 +355,14 @@ def test_params_file_with_a_misspelt_section(workdir: Path) -> None:
         ("evaluate.top_k=-5", "error: overrides: evaluate.top_k must be >= 0, got -5"),
         ("evaluate.n_bins=0", "error: overrides: evaluate.n_bins must be >= 1, got 0"),
         ("train.epochs=0", "error: overrides: train.epochs must be >= 1, got 0"),
+        (
+            "model.finetune_epochs=0",
+            "error: overrides: model.finetune_epochs must be >= 1, got 0",
+        ),
+        (
+            "model.finetune_batch_size=0",
+            "error: overrides: model.finetune_batch_size must be >= 1, got 0",
+        ),
         ("train.lr=-0.1", "error: overrides: train.lr must be > 0, got -0.1"),
         ("train.lr=nan", "error: overrides: train.lr must be > 0, got nan"),
         ("data.val_size=1.5", "error: overrides: data.val_size must be in [0, 1), got 1.5"),
