@@ -120,6 +120,7 @@ CV_CANDIDATES: dict[str, dict[str, object]] = {
         "train.epochs": 30,
         "train.patience": 10,
     },
+    "pretrained: finetune": ENCODERS["pretrained_finetune"],
 }
 
 

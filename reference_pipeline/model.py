@@ -329,7 +329,11 @@ ENCODERS = ("hashed", "pretrained")
 
 
 def make_featurizer(
-    cfg: ModelConfig, device: torch.device | str = "cpu", *, mode: str | None = None
+    cfg: ModelConfig,
+    device: torch.device | str = "cpu",
+    *,
+    mode: str | None = None,
+    train_texts: Sequence[str] | None = None,
 ) -> Any:
     """The featurizer of ``model.encoder``: texts -> per-text items -> batches.
 
@@ -341,6 +345,10 @@ def make_featurizer(
         cfg: The ``model`` section.
         device: Training device (decides ``pretrained_mode: auto``).
         mode: Overrides the resolved pretrained mode.
+        train_texts: The training texts: with ``pretrained_mode: auto`` off CUDA,
+            their token count decides between ``finetune`` (at most
+            ``cpu_finetune_tokens``) and ``frozen``. Without them ``auto`` is
+            ``frozen`` off CUDA.
 
     Raises:
         ValueError: An unknown ``model.encoder`` (``EncoderError`` for the pretrained one).
@@ -362,7 +370,16 @@ def make_featurizer(
         raise ValueError(f"model.encoder {cfg.encoder!r}: use {' or '.join(ENCODERS)}")
     from reference_pipeline import encoders
 
-    resolved = mode or encoders.resolve_mode(cfg.pretrained_mode, device)
+    tokens = None
+    auto_on_cpu = cfg.pretrained_mode == "auto" and torch.device(device).type != "cuda"
+    if mode is None and auto_on_cpu and train_texts is not None and cfg.cpu_finetune_tokens:
+        tokens = encoders.count_tokens(cfg.pretrained_path, train_texts, cfg.max_length)
+    resolved = mode or encoders.resolve_mode(
+        cfg.pretrained_mode,
+        device,
+        train_tokens=tokens,
+        cpu_finetune_tokens=cfg.cpu_finetune_tokens,
+    )
     if resolved == "frozen":
         return encoders.FrozenFeaturizer(
             cfg.pretrained_path,

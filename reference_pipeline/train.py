@@ -552,7 +552,7 @@ def _train(
     ]
     the_hash = data_hash(pd.concat(both))
     try:
-        tokenizer = make_featurizer(mcfg, dev)
+        tokenizer = make_featurizer(mcfg, dev, train_texts=list(train_df["text"]))
     except ValueError as exc:  # EncoderError, an unknown model.encoder
         raise TrainError(str(exc)) from exc
     if getattr(tokenizer, "mode", None) == "finetune":

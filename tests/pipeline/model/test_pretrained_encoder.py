@@ -249,6 +249,36 @@ def test_fine_tuning_trains_the_encoder_through_the_train_loop(minilm, short_spl
     assert torch.equal(minilm[1].state_dict()["embeddings.word_embeddings.weight"], before)
 
 
+def test_count_tokens_cuts_each_text_at_max_length(minilm):
+    from reference_pipeline.encoders import count_tokens
+
+    tokenizer = minilm[0]
+    short = "Shares fell sharply."
+    long_text = " ".join(f"word{i}" for i in range(100))
+    assert count_tokens(None, [short], MAX_LENGTH) == len(tokenizer(short)["input_ids"])
+    assert count_tokens(None, [short, long_text], MAX_LENGTH) == (
+        len(tokenizer(short)["input_ids"]) + MAX_LENGTH
+    )
+    assert count_tokens(None, [], MAX_LENGTH) == 0
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(40_000, "finetune"), (50, "frozen")])
+def test_auto_on_a_cpu_fine_tunes_small_training_data(
+    minilm, short_splits, tmp_path, limit, expected
+):
+    from reference_pipeline.encoders import count_tokens
+    from reference_pipeline.train import train
+
+    train_df = short_splits["train"].groupby("tag").head(2)
+    val_df = short_splits["val"].groupby("tag").head(1)
+    assert 50 < count_tokens(None, list(train_df["text"]), MAX_LENGTH) <= 40_000
+    params = pretrained_params(tmp_path, mode="auto", finetune_epochs=1, epochs=1)
+    params.model.cpu_finetune_tokens = limit
+    result = train(params, train_df, val_df, tmp_path / "m", progress=False)
+    assert result.encoder["mode"] == expected  # the checkpoint records the resolved mode
+    assert Predictor.load(tmp_path / "m").info["encoder"]["mode"] == expected
+
+
 def tiny_bert(vocab_size: int) -> nn.Module:
     from transformers import BertConfig, BertModel
 

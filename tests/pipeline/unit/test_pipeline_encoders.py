@@ -107,6 +107,24 @@ def test_resolve_mode():
         resolve_mode("fast", "cpu")
 
 
+@pytest.mark.parametrize(
+    ("tokens", "limit", "device", "expected"),
+    [
+        (40_000, 40_000, "cpu", "finetune"),  # at the limit: small enough
+        (40_001, 40_000, "cpu", "frozen"),
+        (10, 0, "cpu", "frozen"),  # 0 turns CPU fine-tuning off
+        (None, 40_000, "cpu", "frozen"),  # no count (no training texts given)
+        (10**9, 0, "cuda", "finetune"),  # CUDA fine-tunes whatever the size
+    ],
+)
+def test_auto_fine_tunes_small_training_data_on_a_cpu(tokens, limit, device, expected):
+    assert resolve_mode("auto", device, train_tokens=tokens, cpu_finetune_tokens=limit) == expected
+    # An explicit mode is never overridden by the size.
+    assert resolve_mode("frozen", device, train_tokens=tokens, cpu_finetune_tokens=limit) == (
+        "frozen"
+    )
+
+
 def test_weights_hash_follows_the_values_not_the_object():
     torch.manual_seed(0)
     a = torch.nn.Linear(3, 2)
