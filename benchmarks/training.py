@@ -79,16 +79,12 @@ STANDIN_SHARES = {"sports": 0.41, "business": 0.37, "tech": 0.14, "entertainment
 STANDIN_TRAIN, STANDIN_HOLDOUT = 760, 191
 
 #: The neural models the bbc and standin suites train (``--members`` picks some):
-#: the hashed model, the pretrained encoder frozen (the CPU default) and fine-tuned
-#: (the GPU default; on CPU with torch's default threads, as a CPU user would run it).
+#: the hashed model, the pretrained encoder frozen and fine-tuned (each with its
+#: defaults: fine-tuning on torch's default threads, ``model.finetune_threads: 0``).
 ENCODERS: dict[str, dict[str, object]] = {
     "hashed": {},
     "pretrained_frozen": {"model.encoder": "pretrained", "model.pretrained_mode": "frozen"},
-    "pretrained_finetune": {
-        "model.encoder": "pretrained",
-        "model.pretrained_mode": "finetune",
-        "train.num_threads": 0,
-    },
+    "pretrained_finetune": {"model.encoder": "pretrained", "model.pretrained_mode": "finetune"},
 }
 
 #: Ensembles (probabilities averaged) as ``run`` writes them: hashed + frozen by

@@ -158,6 +158,9 @@ class ModelConfig:
     # batches, the usual recipe for BERT-class encoders; the lr schedule spans them.
     finetune_epochs: int = _checked(3, min=1)
     finetune_batch_size: int = _checked(16, min=1)
+    # Fine-tuning's torch threads (train.num_threads is the small models'):
+    # 0 = as many as the process had, torch's default of one per core.
+    finetune_threads: int = _checked(0, min=0)
 
 
 @dataclass

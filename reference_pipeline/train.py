@@ -502,7 +502,9 @@ def train(
     if params.train.num_threads > 0:
         torch.set_num_threads(params.train.num_threads)
     try:
-        return _train(params, train_df, val_df, Path(out_dir), resume, device, progress, stop_after)
+        return _train(
+            params, train_df, val_df, Path(out_dir), resume, device, progress, stop_after, threads
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -516,6 +518,7 @@ def _train(
     device: str | None,
     progress: bool,
     stop_after: int | None,
+    caller_threads: int,
 ) -> TrainResult:
     started = time.perf_counter()
     cfg, mcfg = params.train, params.model
@@ -557,8 +560,11 @@ def _train(
         raise TrainError(str(exc)) from exc
     if getattr(tokenizer, "mode", None) == "finetune":
         # A whole encoder trains for a few epochs of small batches; train.epochs and
-        # train.batch_size stay the hashed model's and the frozen head's.
+        # train.batch_size stay the hashed model's and the frozen head's. A transformer
+        # also runs faster on every core than on the one thread that suits the small
+        # models (train.num_threads): 63 s against 105 s on the stand-in, 2 cores.
         cfg = replace(cfg, epochs=mcfg.finetune_epochs, batch_size=mcfg.finetune_batch_size)
+        torch.set_num_threads(mcfg.finetune_threads or caller_threads)
     x_train = tokenizer.encode_many(list(train_df["text"]))
     y_train = torch.as_tensor(encoder.encode(train_df["tag"]))
     x_val = tokenizer.encode_many(list(val_df["text"]))

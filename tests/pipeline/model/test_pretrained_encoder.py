@@ -56,7 +56,8 @@ def short_splits(small_splits) -> dict[str, Any]:
 
 
 def pretrained_params(tmp_path: Path, **train: Any) -> Params:
-    finetune = {k: train.pop(k) for k in ("finetune_epochs", "finetune_batch_size") if k in train}
+    keys = ("finetune_epochs", "finetune_batch_size", "finetune_threads")
+    finetune = {k: train.pop(k) for k in keys if k in train}
     return Params(
         data=DataConfig(),
         model=ModelConfig(
@@ -226,18 +227,43 @@ def test_different_weights_at_the_recorded_path_are_refused(frozen_dir, tmp_path
         Predictor.load(model_dir)
 
 
-def test_fine_tuning_trains_the_encoder_through_the_train_loop(minilm, short_splits, tmp_path):
+def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record every ``torch.set_num_threads`` call (and still make it)."""
+    calls: list[int] = []
+    real = torch.set_num_threads
+
+    def record(n: int) -> None:
+        calls.append(n)
+        real(n)
+
+    monkeypatch.setattr(torch, "set_num_threads", record)
+    return calls
+
+
+def test_fine_tuning_trains_the_encoder_through_the_train_loop(
+    minilm, short_splits, tmp_path, monkeypatch
+):
     from reference_pipeline.train import train
 
-    # train.epochs / train.batch_size are the hashed model's: fine-tuning takes its own.
+    # train.epochs / batch_size / num_threads are the small models': fine-tuning has its own.
     params = pretrained_params(
-        tmp_path, mode="finetune", epochs=20, patience=20, finetune_epochs=1, finetune_batch_size=20
+        tmp_path,
+        mode="finetune",
+        epochs=20,
+        patience=20,
+        num_threads=1,
+        finetune_epochs=1,
+        finetune_batch_size=20,
+        finetune_threads=3,
     )
     train_df = short_splits["train"].groupby("tag").head(4)
     val_df = short_splits["val"].groupby("tag").head(2)
+    before_threads = torch.get_num_threads()
+    calls = thread_calls(monkeypatch)
     result = train(params, train_df, val_df, tmp_path / "m", progress=False)
     assert result.encoder["mode"] == "finetune"
     assert result.epochs_run == 1  # model.finetune_epochs, not train.epochs
+    assert calls == [1, 3, before_threads]  # train.num_threads, finetune_threads, restored
     saved = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     before = minilm[1].state_dict()["embeddings.word_embeddings.weight"]
     after = saved["state_dict"]["encoder.transformer.embeddings.word_embeddings.weight"]
@@ -264,7 +290,7 @@ def test_count_tokens_cuts_each_text_at_max_length(minilm):
 
 @pytest.mark.parametrize(("limit", "expected"), [(40_000, "finetune"), (50, "frozen")])
 def test_auto_on_a_cpu_fine_tunes_small_training_data(
-    minilm, short_splits, tmp_path, limit, expected
+    minilm, short_splits, tmp_path, monkeypatch, limit, expected
 ):
     from reference_pipeline.encoders import count_tokens
     from reference_pipeline.train import train
@@ -272,10 +298,15 @@ def test_auto_on_a_cpu_fine_tunes_small_training_data(
     train_df = short_splits["train"].groupby("tag").head(2)
     val_df = short_splits["val"].groupby("tag").head(1)
     assert 50 < count_tokens(None, list(train_df["text"]), MAX_LENGTH) <= 40_000
-    params = pretrained_params(tmp_path, mode="auto", finetune_epochs=1, epochs=1)
+    params = pretrained_params(tmp_path, mode="auto", finetune_epochs=1, epochs=1, num_threads=1)
     params.model.cpu_finetune_tokens = limit
+    before_threads = torch.get_num_threads()
+    calls = thread_calls(monkeypatch)
     result = train(params, train_df, val_df, tmp_path / "m", progress=False)
     assert result.encoder["mode"] == expected  # the checkpoint records the resolved mode
+    # Fine-tuning runs on the threads the caller had (finetune_threads 0); frozen on train's 1.
+    during = [before_threads] if expected == "finetune" else []
+    assert calls == [1, *during, before_threads]
     assert Predictor.load(tmp_path / "m").info["encoder"]["mode"] == expected
 
 
