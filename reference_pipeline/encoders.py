@@ -166,10 +166,20 @@ def resolve_mode(
     return mode
 
 
-def count_tokens(path: str | None, texts: Sequence[str], max_length: int) -> int:
+def count_tokens(
+    path: str | None, texts: Sequence[str], max_length: int, *, stop_above: int | None = None
+) -> int:
     """The tokens the encoder at ``path`` reads of ``texts``: each cut at ``max_length``.
 
     Special tokens count, as they do in the encoder's work.
+
+    Args:
+        path: ``model.pretrained_path`` (``None`` = the packaged MiniLM).
+        texts: The texts.
+        max_length: Tokens per text at most.
+        stop_above: Stop counting once the total passes this (the total so far
+            is returned): enough to tell that data is too large, without
+            tokenizing all of it.
 
     Raises:
         EncoderError: The weights cannot be loaded.
@@ -178,11 +188,15 @@ def count_tokens(path: str | None, texts: Sequence[str], max_length: int) -> int
         >>> count_tokens(None, ["stocks fell", "a goal"], max_length=128)  # doctest: +SKIP
         8
     """
-    if not texts:
-        return 0  # the tokenizer fails on an empty batch
-    tokenizer, _ = load_pretrained(path)
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-    return sum(len(one) for one in ids)
+    tokenizer, _ = load_pretrained(path) if texts else (None, None)
+    total = 0
+    for start in range(0, len(texts), 256):  # the tokenizer fails on an empty batch
+        batch = list(texts[start : start + 256])
+        ids = tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]
+        total += sum(len(one) for one in ids)
+        if stop_above is not None and total > stop_above:
+            break
+    return total
 
 
 _LOADED: dict[str, tuple[Any, Any]] = {}

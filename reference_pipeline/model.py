@@ -373,7 +373,12 @@ def make_featurizer(
     tokens = None
     auto_on_cpu = cfg.pretrained_mode == "auto" and torch.device(device).type != "cuda"
     if mode is None and auto_on_cpu and train_texts is not None and cfg.cpu_finetune_tokens:
-        tokens = encoders.count_tokens(cfg.pretrained_path, train_texts, cfg.max_length)
+        tokens = encoders.count_tokens(
+            cfg.pretrained_path,
+            train_texts,
+            cfg.max_length,
+            stop_above=cfg.cpu_finetune_tokens,
+        )
     resolved = mode or encoders.resolve_mode(
         cfg.pretrained_mode,
         device,

@@ -286,6 +286,11 @@ def test_count_tokens_cuts_each_text_at_max_length(minilm):
         len(tokenizer(short)["input_ids"]) + MAX_LENGTH
     )
     assert count_tokens(None, [], MAX_LENGTH) == 0
+    # Counting stops in the first batch (256 texts) that passes stop_above.
+    many = [long_text] * 600
+    assert count_tokens(None, many, MAX_LENGTH) == 600 * MAX_LENGTH
+    assert count_tokens(None, many, MAX_LENGTH, stop_above=100) == 256 * MAX_LENGTH
+    assert count_tokens(None, many, MAX_LENGTH, stop_above=600 * MAX_LENGTH) == 600 * MAX_LENGTH
 
 
 @pytest.mark.parametrize(("limit", "expected"), [(40_000, "finetune"), (50, "frozen")])
