@@ -11,7 +11,7 @@ Suites (all through the real code: ``train.train``, ``Predictor``, the baselines
   (``model.encoder=pretrained``; its sentence vectors come from the on-disk
   cache after the first run, as in ``make run``) and fine-tuned
   (``model.pretrained_mode=finetune``, the ``model.finetune_*`` settings,
-  about 8 min a seed on 2 cores), the ensembles of the hashed model with
+  about 6 min a seed on 2 cores), the ensembles of the hashed model with
   each (their probabilities averaged, as ``run`` reports them), and the
   baselines (fitted single-threaded with threadpoolctl). Figures: macro-F1,
   weighted F1, accuracy, train seconds, predict ms/text; the mean, min and
