@@ -158,6 +158,9 @@ class ModelConfig:
     # batches, the usual recipe for BERT-class encoders; the lr schedule spans them.
     finetune_epochs: int = _checked(3, min=1)
     finetune_batch_size: int = _checked(16, min=1)
+    # Fine-tuning's linear lr warm-up, as a fraction of its steps (0 = none);
+    # the usual recipe's 10%, which the schedule's decay follows.
+    finetune_warmup: float = _checked(0.1, min=0, below=1)
     # Fine-tuning's torch threads (train.num_threads is the small models'):
     # 0 = as many as the process had, torch's default of one per core.
     finetune_threads: int = _checked(0, min=0)

@@ -56,7 +56,7 @@ def short_splits(small_splits) -> dict[str, Any]:
 
 
 def pretrained_params(tmp_path: Path, **train: Any) -> Params:
-    keys = ("finetune_epochs", "finetune_batch_size", "finetune_threads")
+    keys = ("finetune_epochs", "finetune_batch_size", "finetune_threads", "finetune_warmup")
     finetune = {k: train.pop(k) for k in keys if k in train}
     return Params(
         data=DataConfig(),
@@ -227,6 +227,25 @@ def test_different_weights_at_the_recorded_path_are_refused(frozen_dir, tmp_path
         Predictor.load(model_dir)
 
 
+def warmup_calls(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the warm-up fraction of every learning-rate lookup in ``train``.
+
+    The first is ``train``'s up-front check of ``train.lr_schedule``; one
+    follows per training step.
+    """
+    from reference_pipeline import train as train_mod
+
+    seen: list[float] = []
+    real = train_mod._lr_factor
+
+    def record(cfg: Any, epoch: int, step: int, steps: int, warmup: float = 0.0) -> float:
+        seen.append(warmup)
+        return real(cfg, epoch, step, steps, warmup)
+
+    monkeypatch.setattr(train_mod, "_lr_factor", record)
+    return seen
+
+
 def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record every ``torch.set_num_threads`` call (and still make it)."""
     calls: list[int] = []
@@ -255,14 +274,17 @@ def test_fine_tuning_trains_the_encoder_through_the_train_loop(
         finetune_epochs=1,
         finetune_batch_size=20,
         finetune_threads=3,
+        finetune_warmup=0.25,
     )
     train_df = short_splits["train"].groupby("tag").head(4)
     val_df = short_splits["val"].groupby("tag").head(2)
     before_threads = torch.get_num_threads()
     calls = thread_calls(monkeypatch)
+    warmups = warmup_calls(monkeypatch)
     result = train(params, train_df, val_df, tmp_path / "m", progress=False)
     assert result.encoder["mode"] == "finetune"
     assert result.epochs_run == 1  # model.finetune_epochs, not train.epochs
+    assert warmups == [0.0, 0.25]  # the schedule check, then one step at model.finetune_warmup
     assert calls == [1, 3, before_threads]  # train.num_threads, finetune_threads, restored
     saved = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
     before = minilm[1].state_dict()["embeddings.word_embeddings.weight"]
@@ -303,12 +325,17 @@ def test_auto_on_a_cpu_fine_tunes_small_training_data(
     train_df = short_splits["train"].groupby("tag").head(2)
     val_df = short_splits["val"].groupby("tag").head(1)
     assert 50 < count_tokens(None, list(train_df["text"]), MAX_LENGTH) <= 40_000
-    params = pretrained_params(tmp_path, mode="auto", finetune_epochs=1, epochs=1, num_threads=1)
+    params = pretrained_params(
+        tmp_path, mode="auto", finetune_epochs=1, finetune_warmup=0.2, epochs=1, num_threads=1
+    )
     params.model.cpu_finetune_tokens = limit
     before_threads = torch.get_num_threads()
     calls = thread_calls(monkeypatch)
+    warmups = warmup_calls(monkeypatch)
     result = train(params, train_df, val_df, tmp_path / "m", progress=False)
     assert result.encoder["mode"] == expected  # the checkpoint records the resolved mode
+    # The schedule check, then one step (10 texts): warmed up only when fine-tuning.
+    assert warmups == [0.0, 0.2 if expected == "finetune" else 0.0]
     # Fine-tuning runs on the threads the caller had (finetune_threads 0); frozen on train's 1.
     during = [before_threads] if expected == "finetune" else []
     assert calls == [1, *during, before_threads]

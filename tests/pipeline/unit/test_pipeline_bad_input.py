@@ -363,6 +363,10 @@ def test_params_file_with_a_misspelt_section(workdir: Path) -> None:
             "model.finetune_batch_size=0",
             "error: overrides: model.finetune_batch_size must be >= 1, got 0",
         ),
+        (
+            "model.finetune_warmup=1",
+            "error: overrides: model.finetune_warmup must be in [0, 1), got 1.0",
+        ),
         ("train.lr=-0.1", "error: overrides: train.lr must be > 0, got -0.1"),
         ("train.lr=nan", "error: overrides: train.lr must be > 0, got nan"),
         ("data.val_size=1.5", "error: overrides: data.val_size must be in [0, 1), got 1.5"),

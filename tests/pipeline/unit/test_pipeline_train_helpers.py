@@ -96,6 +96,24 @@ def test_linear_schedule_decays_to_zero_over_the_epochs():
     assert {train_mod._learning_rate(constant, e, s, 5) for e in (1, 2) for s in range(5)} == {0.1}
 
 
+def test_warmup_rises_to_the_peak_then_the_schedule_takes_the_rest():
+    from reference_pipeline.config import TrainConfig
+
+    def factors(schedule: str, warmup: float = 0.0) -> list[float]:
+        """2 epochs of 5 steps."""
+        cfg = TrainConfig(lr=1.0, epochs=2, lr_schedule=schedule)
+        return [train_mod._lr_factor(cfg, e, s, 5, warmup) for e in (1, 2) for s in range(5)]
+
+    # 30% warm-up = 3 steps rising, the peak, then a linear decay towards 0.
+    linear = factors("linear", warmup=0.3)
+    assert linear[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert linear[3:] == pytest.approx([1.0, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7, 1 / 7])
+    assert factors("constant", warmup=0.3) == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 7)
+    # No warm-up is the plain schedule, and a warm-up shorter than one step is none.
+    assert factors("linear") == pytest.approx([1 - i / 10 for i in range(10)])
+    assert factors("linear", warmup=0.05) == pytest.approx(factors("linear"))
+
+
 def test_unknown_schedule_is_a_clear_error():
     from reference_pipeline.config import TrainConfig
 
