@@ -56,7 +56,13 @@ def short_splits(small_splits) -> dict[str, Any]:
 
 
 def pretrained_params(tmp_path: Path, **train: Any) -> Params:
-    keys = ("finetune_epochs", "finetune_batch_size", "finetune_threads", "finetune_warmup")
+    keys = (
+        "finetune_epochs",
+        "finetune_batch_size",
+        "finetune_threads",
+        "finetune_warmup",
+        "finetune_keep",
+    )
     finetune = {k: train.pop(k) for k in keys if k in train}
     return Params(
         data=DataConfig(),
@@ -295,6 +301,28 @@ def test_fine_tuning_trains_the_encoder_through_the_train_loop(
     assert predictor.predict_proba(list(short_splits["test"]["text"])[:4]).shape == (4, 5)
     # The shared, loaded MiniLM is not changed by fine-tuning a copy.
     assert torch.equal(minilm[1].state_dict()["embeddings.word_embeddings.weight"], before)
+
+
+@pytest.mark.parametrize("keep", ["last", "best"])
+def test_fine_tuning_keeps_the_last_or_the_best_epoch(minilm, short_splits, tmp_path, keep):
+    from reference_pipeline.train import train
+
+    params = pretrained_params(
+        tmp_path, mode="finetune", finetune_epochs=2, finetune_batch_size=10, finetune_keep=keep
+    )
+    train_df = short_splits["train"].groupby("tag").head(2)
+    val_df = short_splits["val"].groupby("tag").head(2)
+    result = train(params, train_df, val_df, tmp_path / "m", progress=False)
+    scores = [row["val_macro_f1"] for row in result.history]
+    assert result.epochs_run == 2
+    # "best": the first epoch with the top validation score; "last": epoch 2 whatever it scored.
+    kept = 2 if keep == "last" else 1 + scores.index(max(scores))
+    assert result.best_epoch == kept
+    assert result.best_val_macro_f1 == scores[kept - 1]
+    if keep == "last":
+        saved = torch.load(tmp_path / "m" / "model.pt", weights_only=True)["state_dict"]
+        final = torch.load(result.checkpoint, weights_only=False)["model_state"]
+        assert all(torch.equal(saved[name], final[name]) for name in final)
 
 
 def test_count_tokens_cuts_each_text_at_max_length(minilm):

@@ -364,6 +364,10 @@ def test_params_file_with_a_misspelt_section(workdir: Path) -> None:
             "error: overrides: model.finetune_batch_size must be >= 1, got 0",
         ),
         (
+            "model.finetune_keep=first",
+            "error: overrides: model.finetune_keep must be one of 'last', 'best', got 'first'",
+        ),
+        (
             "model.finetune_warmup=1",
             "error: overrides: model.finetune_warmup must be in [0, 1), got 1.0",
         ),
