@@ -329,7 +329,7 @@ def train(
         return
     typer.echo(
         f"trained {result.epochs_run} epochs on {result.device} in {result.seconds:.1f} s: "
-        f"best val macro-F1 {result.best_val_macro_f1:.4f} (epoch {result.best_epoch}) -> {out}"
+        f"kept epoch {result.best_epoch}, val macro-F1 {result.best_val_macro_f1:.4f} -> {out}"
     )
 
 

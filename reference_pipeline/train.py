@@ -105,7 +105,8 @@ class TrainResult:
 
     # The last per-epoch checkpoint (resume from it).
     checkpoint: Path
-    # Best validation macro-F1 seen (the weights saved in model.pt are from that epoch).
+    # Validation macro-F1 of the kept epoch (the weights saved in model.pt): the best
+    # epoch's, or the last one's when fine-tuning keeps the last (model.finetune_keep).
     best_val_macro_f1: float
     # Epochs completed in total, counting those before a resume.
     epochs_run: int
@@ -119,7 +120,7 @@ class TrainResult:
     finished: bool = True
     # Number of processes (DDP world size).
     world_size: int = 1
-    # Epoch whose weights were kept (best validation macro-F1).
+    # Epoch whose weights were kept (the best under train.monitor, or fine-tuning's last).
     best_epoch: int = 0
     # What the checkpoint records about the encoder ({"kind": "hashed"} or the pretrained one's).
     encoder: dict[str, Any] = field(default_factory=dict)
@@ -485,7 +486,10 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train the classifier, keeping the weights of the best validation macro-F1.
+    """Train the classifier, keeping the weights of the best validation epoch.
+
+    A fine-tuned encoder runs its ``model.finetune_epochs`` to the end and keeps
+    the last (``model.finetune_keep: last``, the default) or the best epoch.
 
     Args:
         params: Resolved parameters (``model`` and ``train`` sections are used;
@@ -569,8 +573,9 @@ def _train(
         val_df[["text", "tag"]].assign(split="val"),
     ]
     the_hash = data_hash(pd.concat(both))
+    train_texts = list(train_df["text"])
     try:
-        tokenizer = make_featurizer(mcfg, dev, train_texts=list(train_df["text"]))
+        tokenizer = make_featurizer(mcfg, dev, train_texts=train_texts)
     except ValueError as exc:  # EncoderError, an unknown model.encoder
         raise TrainError(str(exc)) from exc
     if getattr(tokenizer, "mode", None) == "finetune":
@@ -583,7 +588,7 @@ def _train(
         warmup, keep_last = mcfg.finetune_warmup, mcfg.finetune_keep == "last"
     else:
         warmup, keep_last = 0.0, False
-    x_train = tokenizer.encode_many(list(train_df["text"]))
+    x_train = tokenizer.encode_many(train_texts)
     y_train = torch.as_tensor(encoder.encode(train_df["tag"]))
     x_val = tokenizer.encode_many(list(val_df["text"]))
     y_val = torch.as_tensor(encoder.encode(val_df["tag"]))
@@ -693,7 +698,7 @@ def _train(
             else:
                 bad_epochs += 1
             finished = bad_epochs >= cfg.patience or epoch >= cfg.epochs
-            bar.end_epoch(f"val F1 {row['val_macro_f1']:.4f} (best epoch {best_epoch})")
+            bar.end_epoch(f"val F1 {row['val_macro_f1']:.4f} (kept epoch {best_epoch})")
             live.log_epoch(row)
             rng = _gather_rng(info)
             if info.is_main:
